@@ -1,0 +1,415 @@
+//! The Docker adapter: the only place that talks to bollard. It connects to `$DOCKER_HOST`, the
+//! default socket or the endpoint in Settings; `ping`s before anyone calls it connected; and keeps a
+//! directory of containers (names, and the GPUs their device requests claim) fresh from events.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bollard::models::{ContainerSummaryStateEnum, DeviceRequest};
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::watch;
+use ts_rs::TS;
+
+use crate::gpu::ContainerRef;
+use crate::{CoreError, Result};
+
+const TIMEOUT_S: u64 = 10;
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// What the engine says about itself, for the status indicator and `doctor`.
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineInfo {
+    pub endpoint: String,
+    pub server_version: Option<String>,
+    pub api_version: String,
+    pub storage_driver: Option<String>,
+    pub docker_root_dir: Option<String>,
+    pub runtimes: Vec<String>,
+    pub default_runtime: Option<String>,
+}
+
+/// The connection as the UI shows it.
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum DockerStatus {
+    Connecting { endpoint: String },
+    Connected { info: EngineInfo },
+    /// `reason` is the engine's or the OS's words; the UI adds how to fix it.
+    Unreachable { endpoint: String, reason: String },
+}
+
+pub struct DockerAdapter {
+    docker: Docker,
+    endpoint: String,
+}
+
+/// The endpoint used when Settings names none: `$DOCKER_HOST`, else the default socket.
+pub fn default_endpoint() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_SOCKET.to_string())
+}
+
+impl DockerAdapter {
+    /// Builds a client (no I/O yet); `ping` tells whether anything answers.
+    pub fn new(endpoint: Option<&str>) -> Result<DockerAdapter> {
+        let endpoint = endpoint.map(str::to_string).unwrap_or_else(default_endpoint);
+        let docker = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
+            Docker::connect_with_unix(&endpoint, TIMEOUT_S, API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(&endpoint, TIMEOUT_S, API_DEFAULT_VERSION)
+        }
+        .map_err(|e| CoreError::DockerUnreachable {
+            endpoint: endpoint.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(DockerAdapter { docker, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn unreachable(&self, e: impl ToString) -> CoreError {
+        CoreError::DockerUnreachable {
+            endpoint: self.endpoint.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Pings, agrees on an API version both sides speak, and reads the engine's facts.
+    pub async fn connect(self) -> Result<DockerAdapter> {
+        self.docker.ping().await.map_err(|e| self.unreachable(e))?;
+        let endpoint = self.endpoint;
+        let docker = self
+            .docker
+            .negotiate_version()
+            .await
+            .map_err(|e| CoreError::DockerUnreachable {
+                endpoint: endpoint.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(DockerAdapter { docker, endpoint })
+    }
+
+    pub async fn info(&self) -> Result<EngineInfo> {
+        let info = self.docker.info().await.map_err(|e| self.unreachable(e))?;
+        let mut runtimes: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+        runtimes.sort();
+        Ok(EngineInfo {
+            endpoint: self.endpoint.clone(),
+            server_version: info.server_version,
+            api_version: self.docker.client_version().to_string(),
+            storage_driver: info.driver,
+            docker_root_dir: info.docker_root_dir,
+            runtimes,
+            default_runtime: info.default_runtime,
+        })
+    }
+
+    /// Every container's name, and what the running and paused ones claim of the GPUs.
+    pub async fn directory(&self) -> Result<ContainerDirectory> {
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await?;
+        let mut dir = ContainerDirectory::default();
+        for c in list {
+            let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            let holds = matches!(
+                c.state,
+                Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED)
+            );
+            if holds {
+                // Device requests are only in the full inspect; a container gone meanwhile is skipped.
+                if let Ok(full) = self
+                    .docker
+                    .inspect_container(&id, None::<InspectContainerOptions>)
+                    .await
+                {
+                    let requests = full
+                        .host_config
+                        .and_then(|h| h.device_requests)
+                        .unwrap_or_default();
+                    if let Some(claim) = GpuClaim::from_requests(&requests) {
+                        dir.claims.push((
+                            ContainerRef {
+                                id: id.clone(),
+                                name: name.clone(),
+                            },
+                            claim,
+                        ));
+                    }
+                }
+            }
+            dir.names.insert(id, name);
+        }
+        Ok(dir)
+    }
+
+    /// A stream that yields once per container or engine event that may change the directory.
+    pub fn changes(&self) -> impl futures_util::Stream<Item = Result<()>> + '_ {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        self.docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .map(|r| r.map(|_| ()).map_err(CoreError::from))
+    }
+}
+
+/// What a container's device requests claim of the GPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuClaim {
+    /// `--gpus all` (count -1).
+    All,
+    /// `--gpus N`: the engine hands out the first N.
+    Count(u32),
+    /// `--gpus device=…`: UUIDs or indexes.
+    Devices(Vec<String>),
+}
+
+impl GpuClaim {
+    /// The union of the NVIDIA requests among `requests`, or `None` if it claims no GPU.
+    pub fn from_requests(requests: &[DeviceRequest]) -> Option<GpuClaim> {
+        let nvidia = requests.iter().filter(|r| {
+            r.driver.as_deref() == Some("nvidia")
+                || r.capabilities
+                    .iter()
+                    .flatten()
+                    .any(|set| set.iter().any(|c| c == "gpu"))
+        });
+        let mut devices = Vec::new();
+        let mut count = 0u32;
+        for r in nvidia {
+            match (&r.device_ids, r.count) {
+                (Some(ids), _) if !ids.is_empty() => devices.extend(ids.iter().cloned()),
+                (_, Some(-1)) => return Some(GpuClaim::All),
+                (_, Some(n)) if n > 0 => count = count.max(n as u32),
+                _ => {}
+            }
+        }
+        if !devices.is_empty() {
+            Some(GpuClaim::Devices(devices))
+        } else if count > 0 {
+            Some(GpuClaim::Count(count))
+        } else {
+            None
+        }
+    }
+
+    pub fn covers(&self, index: u32, uuid: Option<&str>) -> bool {
+        match self {
+            GpuClaim::All => true,
+            GpuClaim::Count(n) => index < *n,
+            GpuClaim::Devices(ids) => ids
+                .iter()
+                .any(|d| Some(d.as_str()) == uuid || d.parse::<u32>().ok() == Some(index)),
+        }
+    }
+}
+
+/// Container names by id, and who claims which GPU. Rebuilt from the engine on start and events.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerDirectory {
+    names: HashMap<String, String>,
+    claims: Vec<(ContainerRef, GpuClaim)>,
+}
+
+impl ContainerDirectory {
+    pub fn container_ref(&self, id: &str) -> ContainerRef {
+        ContainerRef {
+            id: id.to_string(),
+            name: self.names.get(id).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The containers whose device requests name this GPU, sorted by name.
+    pub fn holders_of(&self, index: u32, uuid: Option<&str>) -> Vec<ContainerRef> {
+        let set: BTreeSet<&ContainerRef> = self
+            .claims
+            .iter()
+            .filter(|(_, c)| c.covers(index, uuid))
+            .map(|(r, _)| r)
+            .collect();
+        let mut v: Vec<ContainerRef> = set.into_iter().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    #[cfg(test)]
+    pub fn with(names: &[(&str, &str)], claims: Vec<(&str, GpuClaim)>) -> Self {
+        let names: HashMap<String, String> = names
+            .iter()
+            .map(|(i, n)| (i.to_string(), n.to_string()))
+            .collect();
+        let claims = claims
+            .into_iter()
+            .map(|(id, c)| {
+                (
+                    ContainerRef {
+                        id: id.into(),
+                        name: names.get(id).cloned().unwrap_or_default(),
+                    },
+                    c,
+                )
+            })
+            .collect();
+        ContainerDirectory { names, claims }
+    }
+}
+
+/// Keeps the connection and the directory alive: connects, reconnects after a failure (every
+/// `retry`), refreshes the directory on every container event, and publishes the status.
+/// Runs until `endpoint` changes to `None`-sender drop; a new endpoint reconnects at once.
+pub async fn monitor(
+    mut endpoint: watch::Receiver<Option<String>>,
+    status: watch::Sender<DockerStatus>,
+    directory: Arc<RwLock<ContainerDirectory>>,
+    retry: Duration,
+) {
+    loop {
+        let ep = endpoint.borrow_and_update().clone();
+        let shown = ep.clone().unwrap_or_else(default_endpoint);
+        status.send_replace(DockerStatus::Connecting {
+            endpoint: shown.clone(),
+        });
+        let outcome = match DockerAdapter::new(ep.as_deref()) {
+            Ok(a) => match a.connect().await {
+                Ok(a) => {
+                    let err = watch_engine(&a, &status, &directory, &mut endpoint).await;
+                    err.map(|e| e.to_string())
+                }
+                Err(e) => Some(reason_of(e)),
+            },
+            Err(e) => Some(reason_of(e)),
+        };
+        if let Some(reason) = outcome {
+            status.send_replace(DockerStatus::Unreachable {
+                endpoint: shown,
+                reason,
+            });
+            *directory.write().unwrap_or_else(|e| e.into_inner()) = ContainerDirectory::default();
+            // Wait for the retry, or reconnect at once when the endpoint setting changes.
+            tokio::select! {
+                _ = tokio::time::sleep(retry) => {}
+                changed = endpoint.changed() => if changed.is_err() { return },
+            }
+        } else if endpoint.has_changed().is_err() {
+            return;
+        }
+    }
+}
+
+fn reason_of(e: CoreError) -> String {
+    match e {
+        CoreError::DockerUnreachable { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// Serves a connected engine until it fails (`Some(error)`) or the endpoint changes (`None`).
+async fn watch_engine(
+    a: &DockerAdapter,
+    status: &watch::Sender<DockerStatus>,
+    directory: &RwLock<ContainerDirectory>,
+    endpoint: &mut watch::Receiver<Option<String>>,
+) -> Option<CoreError> {
+    let info = match a.info().await {
+        Ok(i) => i,
+        Err(e) => return Some(e),
+    };
+    status.send_replace(DockerStatus::Connected { info });
+    let mut events = Box::pin(a.changes());
+    loop {
+        match a.directory().await {
+            Ok(d) => *directory.write().unwrap_or_else(|e| e.into_inner()) = d,
+            Err(e) => return Some(e),
+        }
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Some(e),
+                None => return Some(CoreError::Docker("the engine closed its event stream".into())),
+            },
+            changed = endpoint.changed() => {
+                let _ = changed;
+                return None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(driver: &str, count: Option<i64>, ids: Option<Vec<&str>>) -> DeviceRequest {
+        DeviceRequest {
+            driver: Some(driver.into()),
+            count,
+            device_ids: ids.map(|v| v.into_iter().map(String::from).collect()),
+            capabilities: Some(vec![vec!["gpu".into()]]),
+            options: None,
+        }
+    }
+
+    #[test]
+    fn claims_from_device_requests() {
+        assert_eq!(GpuClaim::from_requests(&[]), None);
+        assert_eq!(
+            GpuClaim::from_requests(&[req("nvidia", Some(-1), None)]),
+            Some(GpuClaim::All)
+        );
+        assert_eq!(
+            GpuClaim::from_requests(&[req("nvidia", Some(2), None)]),
+            Some(GpuClaim::Count(2))
+        );
+        assert_eq!(
+            GpuClaim::from_requests(&[req("", None, Some(vec!["GPU-a", "3"]))]),
+            Some(GpuClaim::Devices(vec!["GPU-a".into(), "3".into()]))
+        );
+        let other = DeviceRequest {
+            driver: Some("cdi".into()),
+            count: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(GpuClaim::from_requests(&[other]), None);
+    }
+
+    #[test]
+    fn holders_by_uuid_index_count_and_all() {
+        let dir = ContainerDirectory::with(
+            &[("a", "alpha"), ("b", "beta"), ("c", "gamma"), ("d", "delta")],
+            vec![
+                ("a", GpuClaim::Devices(vec!["GPU-1".into()])),
+                ("b", GpuClaim::Devices(vec!["2".into()])),
+                ("c", GpuClaim::Count(1)),
+                ("d", GpuClaim::All),
+            ],
+        );
+        let names = |i, u| -> Vec<String> {
+            dir.holders_of(i, u).into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(names(0, Some("GPU-0")), vec!["delta", "gamma"]);
+        assert_eq!(names(1, Some("GPU-1")), vec!["alpha", "delta"]);
+        assert_eq!(names(2, Some("GPU-2")), vec!["beta", "delta"]);
+        assert_eq!(dir.container_ref("zz").name, "");
+    }
+}

@@ -1,0 +1,226 @@
+//! `gpudeck doctor`: is this host ready? Each check says what it saw and, when it is not fine,
+//! one line that fixes it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::docker::{DockerAdapter, EngineInfo};
+use crate::gpu::NvmlSource;
+
+#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DoctorCheck {
+    pub id: String,
+    pub status: CheckStatus,
+    pub summary: String,
+    pub fix: Option<String>,
+}
+
+fn check(id: &str, status: CheckStatus, summary: String, fix: Option<&str>) -> DoctorCheck {
+    DoctorCheck {
+        id: id.into(),
+        status,
+        summary,
+        fix: fix.map(str::to_string),
+    }
+}
+
+pub async fn run(endpoint: Option<&str>, nvml_lib: Option<&Path>) -> Vec<DoctorCheck> {
+    let mut out = Vec::new();
+    let engine = match DockerAdapter::new(endpoint) {
+        Ok(a) => match a.connect().await {
+            Ok(a) => a.info().await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    out.push(match &engine {
+        Ok(i) => check(
+            "docker",
+            CheckStatus::Ok,
+            format!(
+                "Docker {} at {} (API {})",
+                i.server_version.as_deref().unwrap_or("?"),
+                i.endpoint,
+                i.api_version
+            ),
+            None,
+        ),
+        Err(e) => check(
+            "docker",
+            CheckStatus::Fail,
+            e.to_string(),
+            Some("sudo apt-get install docker.io && sudo systemctl start docker (or set DOCKER_HOST)"),
+        ),
+    });
+    out.push(nvml_check(nvml_lib));
+    out.push(container_toolkit_check(engine.as_ref().ok()));
+    out.push(storage_driver_check(engine.as_ref().ok()));
+    out.push(volume_limits_check(engine.as_ref().ok()));
+    out
+}
+
+fn nvml_check(lib: Option<&Path>) -> DoctorCheck {
+    match NvmlSource::open(lib).and_then(|s| s.sample().map(|r| (s.library(), r))) {
+        Ok((library, raw)) => check(
+            "nvml",
+            if raw.gpus.is_empty() { CheckStatus::Warn } else { CheckStatus::Ok },
+            format!(
+                "NVIDIA driver {} (CUDA {}), {} GPU(s), via {library}",
+                raw.driver_version.as_deref().unwrap_or("?"),
+                raw.cuda_driver_version.as_deref().unwrap_or("?"),
+                raw.gpus.len()
+            ),
+            raw.gpus.is_empty().then_some("check `nvidia-smi`: the driver sees no GPU"),
+        ),
+        Err(e) => check(
+            "nvml",
+            CheckStatus::Fail,
+            e.to_string(),
+            Some("install the NVIDIA driver (sudo apt-get install nvidia-driver), or set GPUDECK_NVML_LIB"),
+        ),
+    }
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn container_toolkit_check(engine: Option<&EngineInfo>) -> DoctorCheck {
+    let runtime = engine.is_some_and(|i| i.runtimes.iter().any(|r| r == "nvidia"));
+    let hook = on_path("nvidia-container-runtime-hook");
+    let fix = "install nvidia-container-toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`";
+    match (runtime, hook) {
+        (true, _) => check(
+            "nvidia_container",
+            CheckStatus::Ok,
+            "the Docker engine has the \"nvidia\" runtime".into(),
+            None,
+        ),
+        (false, Some(p)) => check(
+            "nvidia_container",
+            CheckStatus::Ok,
+            format!("{} found: the engine passes GPU device requests to it", p.display()),
+            None,
+        ),
+        (false, None) => check(
+            "nvidia_container",
+            CheckStatus::Fail,
+            "no NVIDIA container hook or runtime: containers cannot be given GPUs".into(),
+            Some(fix),
+        ),
+    }
+}
+
+fn storage_driver_check(engine: Option<&EngineInfo>) -> DoctorCheck {
+    match engine.and_then(|i| i.storage_driver.clone()) {
+        Some(d) if d == "overlay2" => check(
+            "storage_driver",
+            CheckStatus::Ok,
+            "storage driver overlay2".into(),
+            None,
+        ),
+        Some(d) => check(
+            "storage_driver",
+            CheckStatus::Warn,
+            format!("storage driver {d}: snapshots of container changes will be slower than on overlay2"),
+            Some("set \"storage-driver\": \"overlay2\" in /etc/docker/daemon.json"),
+        ),
+        None => check(
+            "storage_driver",
+            CheckStatus::Warn,
+            "unknown: the Docker engine is unreachable".into(),
+            Some("start the Docker engine, then run doctor again"),
+        ),
+    }
+}
+
+/// The mount that holds `path`, from `/proc/self/mountinfo` text: (mount point, fs type, options).
+pub fn mount_of<'a>(mountinfo: &'a str, path: &str) -> Option<(&'a str, &'a str, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let f: Vec<&str> = pre.split(' ').collect();
+            let g: Vec<&str> = post.split(' ').collect();
+            let point = *f.get(4)?;
+            let opts = format!("{},{}", f.get(5)?, g.get(2).copied().unwrap_or(""));
+            let inside = path == point
+                || point == "/"
+                || path.starts_with(&format!("{point}/"));
+            inside.then_some((point, *g.first()?, opts))
+        })
+        .max_by_key(|(p, _, _)| p.len())
+}
+
+fn volume_limits_check(engine: Option<&EngineInfo>) -> DoctorCheck {
+    let root = engine
+        .and_then(|i| i.docker_root_dir.clone())
+        .unwrap_or_else(|| "/var/lib/docker".into());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let (fs, opts) = mount_of(&mountinfo, &root)
+        .map(|(_, fs, o)| (fs.to_string(), o))
+        .unwrap_or_default();
+    let pquota = fs == "xfs" && (opts.contains("prjquota") || opts.contains("pquota"));
+    let loop_ok = Path::new("/dev/loop-control").exists() && on_path("losetup").is_some();
+    let mut kinds = Vec::new();
+    if pquota {
+        kinds.push("XFS project quota (native, enforced by the kernel)");
+    }
+    if loop_ok {
+        kinds.push("image file (ext4 on a loop device; needs root to attach)");
+    }
+    kinds.push("tmpfs (enforced, but in memory: lost at reboot)");
+    let summary = format!(
+        "{root} is on {} ({}); size limits available: {}",
+        if fs.is_empty() { "?" } else { &fs },
+        if pquota { "project quota on" } else { "no project quota" },
+        kinds.join("; ")
+    );
+    if pquota || loop_ok {
+        check("volume_limits", CheckStatus::Ok, summary, None)
+    } else {
+        check(
+            "volume_limits",
+            CheckStatus::Warn,
+            summary,
+            Some("mount the Docker root on XFS with prjquota, or install mount + e2fsprogs and run GPU Deck's volume service as root"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MI: &str = "\
+22 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+30 22 0:25 / /proc rw,nosuid - proc proc rw
+40 22 254:1 / /var/lib/docker rw,relatime - xfs /dev/vdb rw,attr2,prjquota
+41 22 254:2 / /var/lib/dockerx rw - ext4 /dev/vdc rw
+";
+
+    #[test]
+    fn longest_mount_prefix_wins() {
+        let (p, fs, o) = mount_of(MI, "/var/lib/docker").unwrap();
+        assert_eq!((p, fs), ("/var/lib/docker", "xfs"));
+        assert!(o.contains("prjquota"));
+        assert_eq!(mount_of(MI, "/var/lib/docker/volumes").unwrap().1, "xfs");
+        assert_eq!(mount_of(MI, "/var/lib/dockerx").unwrap().1, "ext4");
+        assert_eq!(mount_of(MI, "/home").unwrap().0, "/");
+    }
+}

@@ -1,0 +1,86 @@
+//! Typed errors. Each has a stable `code` the UI translates, and an English sentence that says
+//! what to do, used by the CLI and as the UI's fallback.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("The Docker engine at {endpoint} is unreachable ({reason}). Start it (`sudo systemctl start docker`) or set the Docker endpoint in Settings.")]
+    DockerUnreachable { endpoint: String, reason: String },
+
+    #[error("The Docker engine answered with an error: {0}. Check `journalctl -u docker` for details.")]
+    Docker(String),
+
+    #[error("The NVIDIA driver library could not be loaded ({0}). Install the NVIDIA driver, or set GPUDECK_NVML_LIB to the path of libnvidia-ml.so.1.")]
+    NvmlUnavailable(String),
+
+    #[error("The setting \"{field}\" is invalid: {reason}")]
+    InvalidSetting { field: String, reason: String },
+
+    #[error("The database {path} was written by a newer GPU Deck (schema {found}, this build knows {supported}). Update GPU Deck, or point GPUDECK_DATA_DIR at another folder.")]
+    DatabaseTooNew { path: String, found: i64, supported: i64 },
+
+    #[error("The database could not be used ({0}). Check that the data folder is writable and not full.")]
+    Database(#[from] rusqlite::Error),
+
+    #[error("Could not access {path}: {reason}. Check that the folder exists and is writable.")]
+    Io { path: String, reason: String },
+}
+
+impl CoreError {
+    /// A stable, machine-readable code; the UI keys its translations on it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::DockerUnreachable { .. } => "docker_unreachable",
+            CoreError::Docker(_) => "docker_error",
+            CoreError::NvmlUnavailable(_) => "nvml_unavailable",
+            CoreError::InvalidSetting { .. } => "invalid_setting",
+            CoreError::DatabaseTooNew { .. } => "database_too_new",
+            CoreError::Database(_) => "database_error",
+            CoreError::Io { .. } => "io_error",
+        }
+    }
+
+    pub fn io(path: impl AsRef<std::path::Path>, err: std::io::Error) -> Self {
+        CoreError::Io {
+            path: path.as_ref().display().to_string(),
+            reason: err.to_string(),
+        }
+    }
+
+    pub fn invalid_setting(field: &str, reason: impl Into<String>) -> Self {
+        CoreError::InvalidSetting {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn payload(&self) -> ErrorPayload {
+        ErrorPayload {
+            code: self.code().to_string(),
+            message: self.to_string(),
+        }
+    }
+}
+
+impl From<bollard::errors::Error> for CoreError {
+    fn from(e: bollard::errors::Error) -> Self {
+        CoreError::Docker(e.to_string())
+    }
+}
+
+/// What reaches the UI for any failed command: `{code, message}`.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ErrorPayload {
+    pub code: String,
+    pub message: String,
+}
+
+impl Serialize for CoreError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.payload().serialize(s)
+    }
+}

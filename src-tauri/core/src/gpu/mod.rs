@@ -1,0 +1,11 @@
+//! GPUs, live: readings from NVML, attributed to containers, kept for 10 minutes.
+
+mod history;
+mod nvml;
+mod sampler;
+mod types;
+
+pub use history::{GpuHistory, HistoryPoint, HISTORY_WINDOW_MS};
+pub use nvml::NvmlSource;
+pub use sampler::{GpuSampler, SamplerHandle};
+pub use types::*;
