@@ -1,1 +1,40 @@
+//! The Tauri shell around gpudeck-core: state, the sampler and Docker monitor started at launch,
+//! and thin command handlers (one module per domain under `commands/`).
 
+pub mod cli;
+mod commands;
+mod state;
+
+use tauri::Manager;
+
+pub use state::AppState;
+
+/// Launches the desktop app.
+pub fn run() -> Result<(), String> {
+    // Logs go to stderr; RUST_LOG=debug for more.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .setup(|app| {
+            let state = AppState::start(app.handle())?;
+            app.manage(state);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::gpus::gpu_subscribe,
+            commands::gpus::gpu_unsubscribe,
+            commands::gpus::gpu_history,
+            commands::settings::get_settings,
+            commands::settings::set_settings,
+            commands::system::docker_status,
+            commands::system::doctor,
+        ])
+        .run(tauri::generate_context!())
+        .map_err(|e| e.to_string())
+}

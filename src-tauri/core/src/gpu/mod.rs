@@ -7,5 +7,5 @@ mod types;
 
 pub use history::{GpuHistory, HistoryPoint, HISTORY_WINDOW_MS};
 pub use nvml::NvmlSource;
-pub use sampler::{GpuSampler, SamplerHandle};
+pub use sampler::{now_ms, read_snapshot, unavailable, GpuSampler, SamplerHandle};
 pub use types::*;

@@ -112,25 +112,10 @@ fn run(
                 Err(e) => failure = e.to_string(),
             }
         }
-        let snap = match source.as_ref().map(NvmlSource::sample) {
-            Some(Ok(raw)) => {
-                let dir = directory.read().unwrap_or_else(|e| e.into_inner());
-                let mut gpus = raw.gpus;
-                for g in &mut gpus {
-                    g.held_by = dir.holders_of(g.index, g.uuid.as_deref());
-                    for p in g.processes.iter_mut().flatten() {
-                        p.container =
-                            container_id_of_pid(proc_root, p.pid).map(|id| dir.container_ref(&id));
-                    }
-                }
-                GpuSnapshot {
-                    at_ms: now_ms(),
-                    nvml: NvmlState::Ok,
-                    driver_version: raw.driver_version,
-                    cuda_driver_version: raw.cuda_driver_version,
-                    gpus,
-                }
-            }
+        let snap = match source.as_ref().map(|s| {
+            read_snapshot(s, &directory.read().unwrap_or_else(|e| e.into_inner()), proc_root)
+        }) {
+            Some(Ok(snap)) => snap,
             Some(Err(e)) => {
                 // The driver went away (unloaded, reset): drop it and reload later.
                 failure = e.to_string();
@@ -149,7 +134,31 @@ fn run(
     }
 }
 
-fn unavailable(reason: &str) -> GpuSnapshot {
+/// One pass over every GPU, with processes attributed to containers and holders filled in.
+pub fn read_snapshot(
+    source: &NvmlSource,
+    dir: &ContainerDirectory,
+    proc_root: &Path,
+) -> crate::Result<GpuSnapshot> {
+    let raw = source.sample()?;
+    let mut gpus = raw.gpus;
+    for g in &mut gpus {
+        g.held_by = dir.holders_of(g.index, g.uuid.as_deref());
+        for p in g.processes.iter_mut().flatten() {
+            p.container = container_id_of_pid(proc_root, p.pid).map(|id| dir.container_ref(&id));
+        }
+    }
+    Ok(GpuSnapshot {
+        at_ms: now_ms(),
+        nvml: NvmlState::Ok,
+        driver_version: raw.driver_version,
+        cuda_driver_version: raw.cuda_driver_version,
+        gpus,
+    })
+}
+
+/// The snapshot shown when there is no NVIDIA driver (or it failed): no GPUs, and why.
+pub fn unavailable(reason: &str) -> GpuSnapshot {
     GpuSnapshot {
         at_ms: now_ms(),
         nvml: NvmlState::Unavailable {

@@ -1,0 +1,5 @@
+//! Tauri command handlers: a few lines each, calling the core.
+
+pub mod gpus;
+pub mod settings;
+pub mod system;

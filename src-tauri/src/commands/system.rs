@@ -1,0 +1,18 @@
+use gpudeck_core::docker::DockerStatus;
+use gpudeck_core::doctor::{self, DoctorCheck};
+use gpudeck_core::paths::nvml_lib_from_env;
+use tauri::State;
+
+use crate::AppState;
+
+#[tauri::command]
+pub fn docker_status(state: State<'_, AppState>) -> DockerStatus {
+    state.docker.borrow().clone()
+}
+
+#[tauri::command]
+pub async fn doctor(state: State<'_, AppState>) -> Result<Vec<DoctorCheck>, ()> {
+    let endpoint = state.settings().docker_endpoint;
+    Ok(doctor::run(endpoint.as_deref(), nvml_lib_from_env().as_deref()).await)
+}
+

@@ -1,0 +1,37 @@
+// The one way the UI talks to Rust: typed wrappers over Tauri commands, using the types
+// generated from the Rust core (src/bindings, checked for drift by a Rust test).
+import { Channel, invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { DockerStatus } from "./bindings/DockerStatus";
+import type { DoctorCheck } from "./bindings/DoctorCheck";
+import type { ErrorPayload } from "./bindings/ErrorPayload";
+import type { GpuSnapshot } from "./bindings/GpuSnapshot";
+import type { HistoryPoint } from "./bindings/HistoryPoint";
+import type { Settings } from "./bindings/Settings";
+
+export function isErrorPayload(e: unknown): e is ErrorPayload {
+  return typeof e === "object" && e !== null && "code" in e && "message" in e;
+}
+
+/** Any thrown value as an ErrorPayload (a string from Tauri itself becomes code "internal"). */
+export function toErrorPayload(e: unknown): ErrorPayload {
+  if (isErrorPayload(e)) return e;
+  return { code: "internal", message: String(e) };
+}
+
+export const api = {
+  getSettings: () => invoke<Settings>("get_settings"),
+  setSettings: (settings: Settings) => invoke<Settings>("set_settings", { settings }),
+  dockerStatus: () => invoke<DockerStatus>("docker_status"),
+  onDockerStatus: (f: (s: DockerStatus) => void): Promise<UnlistenFn> =>
+    listen<DockerStatus>("docker-status", (e) => f(e.payload)),
+  doctor: () => invoke<DoctorCheck[]>("doctor"),
+  gpuHistory: () => invoke<Record<string, HistoryPoint[]>>("gpu_history"),
+  /** Streams snapshots from the Rust sampler; the id ends it through gpuUnsubscribe. */
+  gpuSubscribe: (f: (s: GpuSnapshot) => void): Promise<number> => {
+    const ch = new Channel<GpuSnapshot>();
+    ch.onmessage = f;
+    return invoke<number>("gpu_subscribe", { onSample: ch });
+  },
+  gpuUnsubscribe: (id: number) => invoke<void>("gpu_unsubscribe", { id }),
+};

@@ -1,0 +1,36 @@
+// Pure formatting helpers; "N/A" for anything the driver did not report.
+export const NA = "N/A";
+
+export function pct(v: number | null | undefined): string {
+  return v == null ? NA : `${Math.round(v)}%`;
+}
+
+export function gib(bytes: number | null | undefined): string {
+  return bytes == null ? NA : (bytes / 2 ** 30).toFixed(1);
+}
+
+export function memory(used: number | null, total: number | null): string {
+  if (used == null && total == null) return NA;
+  return `${gib(used)} / ${gib(total)} GiB`;
+}
+
+export function watts(mw: number | null | undefined): string {
+  return mw == null ? NA : `${Math.round(mw / 1000)} W`;
+}
+
+export function power(draw: number | null, limit: number | null): string {
+  if (draw == null) return NA;
+  return limit == null ? watts(draw) : `${Math.round(draw / 1000)} / ${watts(limit)}`;
+}
+
+export function celsius(v: number | null | undefined): string {
+  return v == null ? NA : `${v} °C`;
+}
+
+export function mhz(v: number | null | undefined): string {
+  return v == null ? NA : `${v} MHz`;
+}
+
+export function memPct(used: number | null, total: number | null): number | null {
+  return used == null || total == null || total === 0 ? null : (used * 100) / total;
+}

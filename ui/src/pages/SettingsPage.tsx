@@ -1,0 +1,134 @@
+import { useEffect, useState, type FormEvent } from "react";
+import { useTranslation } from "react-i18next";
+import { toErrorPayload } from "../api";
+import type { ErrorPayload } from "../bindings/ErrorPayload";
+import type { Settings } from "../bindings/Settings";
+import { ErrorBox } from "../components/ErrorBox";
+import { LANGUAGES } from "../i18n";
+import { useSettings } from "../settings";
+
+export function SettingsPage() {
+  const { t } = useTranslation();
+  const { settings, save } = useSettings();
+  const [draft, setDraft] = useState<Settings | null>(settings);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ErrorPayload | null>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => setDraft(settings), [settings]);
+  if (!draft) return null;
+
+  const set = (patch: Partial<Settings>) => {
+    setSaved(false);
+    setDraft({ ...draft, ...patch });
+  };
+  const num = (s: string) => (s.trim() === "" ? NaN : Number(s));
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await save(draft);
+      setSaved(true);
+    } catch (err) {
+      setError(toErrorPayload(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section className="page" aria-labelledby="settings-title">
+      <header className="page-head">
+        <h1 id="settings-title">{t("settings.title")}</h1>
+      </header>
+      <form className="form card" onSubmit={submit}>
+        <label>
+          {t("settings.language")}
+          <select
+            data-testid="settings-language"
+            value={draft.language}
+            onChange={(e) => set({ language: e.target.value as Settings["language"] })}
+          >
+            {LANGUAGES.map((l) => (
+              <option key={l.code} value={l.code}>
+                {l.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("settings.theme")}
+          <select value={draft.theme} onChange={(e) => set({ theme: e.target.value as Settings["theme"] })}>
+            {(["system", "light", "dark"] as const).map((th) => (
+              <option key={th} value={th}>
+                {t(`settings.themes.${th}`)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("settings.interval")}
+          <input
+            type="number"
+            min={250}
+            max={60000}
+            step={250}
+            required
+            value={Number.isNaN(draft.sampleIntervalMs) ? "" : draft.sampleIntervalMs}
+            onChange={(e) => set({ sampleIntervalMs: num(e.target.value) })}
+          />
+          <small className="muted">{t("settings.intervalHelp")}</small>
+        </label>
+        <label>
+          {t("settings.dockerEndpoint")}
+          <input
+            type="text"
+            placeholder="unix:///var/run/docker.sock"
+            value={draft.dockerEndpoint ?? ""}
+            onChange={(e) => set({ dockerEndpoint: e.target.value.trim() === "" ? null : e.target.value.trim() })}
+          />
+          <small className="muted">{t("settings.dockerEndpointHelp")}</small>
+        </label>
+        <fieldset>
+          <legend>{t("settings.portRange")}</legend>
+          <label>
+            {t("settings.portStart")}
+            <input
+              type="number"
+              min={1024}
+              max={65535}
+              required
+              value={draft.portRange.start}
+              onChange={(e) => set({ portRange: { ...draft.portRange, start: num(e.target.value) } })}
+            />
+          </label>
+          <label>
+            {t("settings.portEnd")}
+            <input
+              type="number"
+              min={1024}
+              max={65535}
+              required
+              value={draft.portRange.end}
+              onChange={(e) => set({ portRange: { ...draft.portRange, end: num(e.target.value) } })}
+            />
+          </label>
+        </fieldset>
+        {error && <ErrorBox error={error} onDismiss={() => setError(null)} />}
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? t("settings.saving") : t("settings.save")}
+          </button>
+          <button type="button" onClick={() => setDraft(settings)} disabled={busy}>
+            {t("settings.reset")}
+          </button>
+          {saved && (
+            <span className="ok-text" role="status">
+              {t("settings.saved")}
+            </span>
+          )}
+        </div>
+      </form>
+    </section>
+  );
+}
