@@ -14,7 +14,11 @@ use gpudeck_core::settings::Settings;
 use gpudeck_core::{CoreError, Result};
 
 #[derive(Parser)]
-#[command(name = "gpudeck", version, about = "GPU Deck: run a lab's GPU workstation. With no command, opens the app.")]
+#[command(
+    name = "gpudeck",
+    version,
+    about = "GPU Deck: run a lab's GPU workstation. With no command, opens the app."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,7 +41,10 @@ pub enum Command {
 
 /// Runs a CLI command; the exit code.
 pub fn main(cmd: Command) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&e.to_string()),
     };
@@ -60,7 +67,10 @@ fn fail(msg: &str) -> i32 {
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| CoreError::Io { path: "stdout".into(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(v).map_err(|e| CoreError::Io {
+        path: "stdout".into(),
+        reason: e.to_string(),
+    })?;
     writeln!(std::io::stdout(), "{text}").map_err(|e| CoreError::io("stdout", e))
 }
 
@@ -96,27 +106,46 @@ fn na<T: ToString>(v: Option<T>) -> String {
 }
 
 fn gib(b: Option<u64>) -> String {
-    b.map(|b| format!("{:.1}", b as f64 / (1u64 << 30) as f64)).unwrap_or_else(|| "N/A".into())
+    b.map(|b| format!("{:.1}", b as f64 / (1u64 << 30) as f64))
+        .unwrap_or_else(|| "N/A".into())
 }
 
 fn row(g: &GpuReading) -> [String; 7] {
     let holders: Vec<String> = g
         .held_by
         .iter()
-        .map(|c| if c.name.is_empty() { c.id.chars().take(12).collect() } else { c.name.clone() })
+        .map(|c| {
+            if c.name.is_empty() {
+                c.id.chars().take(12).collect()
+            } else {
+                c.name.clone()
+            }
+        })
         .collect();
     [
         g.index.to_string(),
         na(g.name.clone()),
-        g.utilization_gpu_pct.map(|u| format!("{u}%")).unwrap_or_else(|| "N/A".into()),
-        format!("{}/{} GiB", gib(g.memory_used_bytes), gib(g.memory_total_bytes)),
-        g.temperature_c.map(|t| format!("{t}°C")).unwrap_or_else(|| "N/A".into()),
+        g.utilization_gpu_pct
+            .map(|u| format!("{u}%"))
+            .unwrap_or_else(|| "N/A".into()),
+        format!(
+            "{}/{} GiB",
+            gib(g.memory_used_bytes),
+            gib(g.memory_total_bytes)
+        ),
+        g.temperature_c
+            .map(|t| format!("{t}°C"))
+            .unwrap_or_else(|| "N/A".into()),
         match (g.power_draw_mw, g.power_limit_mw) {
             (Some(d), Some(l)) => format!("{}/{} W", d / 1000, l / 1000),
             (Some(d), None) => format!("{} W", d / 1000),
             (None, _) => "N/A".into(),
         },
-        if holders.is_empty() { "-".into() } else { holders.join(",") },
+        if holders.is_empty() {
+            "-".into()
+        } else {
+            holders.join(",")
+        },
     ]
 }
 
@@ -125,7 +154,8 @@ pub fn render_gpus(snap: &GpuSnapshot) -> String {
     if let NvmlState::Unavailable { reason } = &snap.nvml {
         return format!("No NVIDIA GPUs: {reason}\n");
     }
-    let mut rows = vec![["IDX", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "HELD BY"].map(String::from)];
+    let mut rows =
+        vec![["IDX", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "HELD BY"].map(String::from)];
     rows.extend(snap.gpus.iter().map(row));
     let widths: Vec<usize> = (0..7)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
@@ -149,7 +179,11 @@ pub fn render_gpus(snap: &GpuSnapshot) -> String {
 }
 
 async fn doctor(settings: &Settings, json: bool) -> Result<i32> {
-    let checks = doctor::run(settings.docker_endpoint.as_deref(), nvml_lib_from_env().as_deref()).await;
+    let checks = doctor::run(
+        settings.docker_endpoint.as_deref(),
+        nvml_lib_from_env().as_deref(),
+    )
+    .await;
     if json {
         print_json(&checks)?;
     } else {
@@ -166,5 +200,7 @@ async fn doctor(settings: &Settings, json: bool) -> Result<i32> {
         }
     }
     // Doctor reports; it fails (exit 1) only when a check failed.
-    Ok(i32::from(checks.iter().any(|c| c.status == CheckStatus::Fail)))
+    Ok(i32::from(
+        checks.iter().any(|c| c.status == CheckStatus::Fail),
+    ))
 }

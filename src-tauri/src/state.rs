@@ -27,7 +27,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn start<R: Runtime>(app: &AppHandle<R>) -> std::result::Result<AppState, Box<dyn std::error::Error>> {
+    pub fn start<R: Runtime>(
+        app: &AppHandle<R>,
+    ) -> std::result::Result<AppState, Box<dyn std::error::Error>> {
         let data_dir = DataDir::resolve()?;
         data_dir.ensure()?;
         let settings = load_settings(app, &data_dir);
@@ -44,10 +46,18 @@ impl AppState {
         );
 
         let (status_tx, status_rx) = watch::channel(DockerStatus::Connecting {
-            endpoint: settings.docker_endpoint.clone().unwrap_or_else(docker::default_endpoint),
+            endpoint: settings
+                .docker_endpoint
+                .clone()
+                .unwrap_or_else(docker::default_endpoint),
         });
         let (endpoint_tx, endpoint_rx) = watch::channel(settings.docker_endpoint.clone());
-        tauri::async_runtime::spawn(docker::monitor(endpoint_rx, status_tx, directory, DOCKER_RETRY));
+        tauri::async_runtime::spawn(docker::monitor(
+            endpoint_rx,
+            status_tx,
+            directory,
+            DOCKER_RETRY,
+        ));
         // Every status change reaches the UI as a `docker-status` event.
         let mut changes = status_rx.clone();
         let handle = app.clone();
@@ -70,21 +80,34 @@ impl AppState {
     }
 
     pub fn settings(&self) -> Settings {
-        self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Validates, saves through tauri-plugin-store, and applies at once (no restart).
-    pub fn update_settings<R: Runtime>(&self, app: &AppHandle<R>, new: Settings) -> Result<Settings> {
+    pub fn update_settings<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        new: Settings,
+    ) -> Result<Settings> {
         new.validate()?;
         let store = app
             .store(self.data_dir.settings_file())
-            .map_err(|e| CoreError::Io { path: self.data_dir.settings_file().display().to_string(), reason: e.to_string() })?;
-        let value = serde_json::to_value(&new).map_err(|e| CoreError::invalid_setting("settings", e.to_string()))?;
+            .map_err(|e| CoreError::Io {
+                path: self.data_dir.settings_file().display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let value = serde_json::to_value(&new)
+            .map_err(|e| CoreError::invalid_setting("settings", e.to_string()))?;
         store.set(STORE_KEY, value);
-        store
-            .save()
-            .map_err(|e| CoreError::Io { path: self.data_dir.settings_file().display().to_string(), reason: e.to_string() })?;
-        self.sampler.set_interval(Duration::from_millis(new.sample_interval_ms.into()));
+        store.save().map_err(|e| CoreError::Io {
+            path: self.data_dir.settings_file().display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.sampler
+            .set_interval(Duration::from_millis(new.sample_interval_ms.into()));
         self.docker_endpoint.send_if_modified(|ep| {
             let changed = *ep != new.docker_endpoint;
             ep.clone_from(&new.docker_endpoint);
@@ -115,7 +138,10 @@ fn load_settings<R: Runtime>(app: &AppHandle<R>, data_dir: &DataDir) -> Settings
 /// Streaming tasks by id; removing one stops it.
 #[derive(Default)]
 pub struct Subscriptions {
-    tasks: Mutex<(u32, std::collections::HashMap<u32, tauri::async_runtime::JoinHandle<()>>)>,
+    tasks: Mutex<(
+        u32,
+        std::collections::HashMap<u32, tauri::async_runtime::JoinHandle<()>>,
+    )>,
 }
 
 impl Subscriptions {
@@ -129,7 +155,13 @@ impl Subscriptions {
     }
 
     pub fn remove(&self, id: u32) {
-        if let Some(t) = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).1.remove(&id) {
+        if let Some(t) = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .remove(&id)
+        {
             t.abort();
         }
     }

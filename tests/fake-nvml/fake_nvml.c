@@ -51,7 +51,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static gpu_t gpus[MAX_GPUS];
 static proc_t procs[MAX_PROCS];
 static int ngpus, nprocs, fail_init, initialized;
-static char driver[64] = "550.54.15";
+static char driver[80] = "550.54.15";
 static long long cuda = 12040;
 static time_t loaded_mtime;
 static long loaded_mtime_ns;
@@ -69,7 +69,7 @@ static void reload(void) {
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
         if (strncmp(line, "driver ", 7) == 0) {
-            snprintf(driver, sizeof driver, "%s", line + 7);
+            snprintf(driver, sizeof driver, "%.79s", line + 7);
         } else if (strncmp(line, "cuda ", 5) == 0) {
             cuda = atoll(line + 5);
         } else if (strncmp(line, "fail_init ", 10) == 0) {
@@ -103,7 +103,7 @@ static gpu_t *dev(void *h) {
 #define BEGIN(h) pthread_mutex_lock(&lock); reload(); gpu_t *g = dev(h); int rc = NVML_SUCCESS; \
     if (!initialized) rc = NVML_ERROR_UNINITIALIZED; else if (!g) rc = NVML_ERROR_INVALID_ARGUMENT; else
 #define END pthread_mutex_unlock(&lock); return rc;
-#define FIELD(v, out) if ((v) < 0) rc = NVML_ERROR_NOT_SUPPORTED; else *(out) = (v);
+#define FIELD(v, out) { if ((v) < 0) rc = NVML_ERROR_NOT_SUPPORTED; else *(out) = (v); }
 
 int nvmlInit_v2(void) {
     pthread_mutex_lock(&lock); reload();
@@ -143,20 +143,28 @@ int nvmlDeviceGetIndex(void *h, unsigned int *i) { BEGIN(h) *i = (unsigned)(g - 
 int nvmlDeviceGetName(void *h, char *buf, unsigned int len) { BEGIN(h) snprintf(buf, len, "%s", g->name); END }
 int nvmlDeviceGetUUID(void *h, char *buf, unsigned int len) { BEGIN(h) snprintf(buf, len, "%s", g->uuid); END }
 int nvmlDeviceGetMemoryInfo_v2(void *h, nvmlMemory_v2_t *m) {
-    BEGIN(h) if (g->mem_total < 0) rc = NVML_ERROR_NOT_SUPPORTED; else {
-        m->total = g->mem_total; m->used = g->mem_used < 0 ? 0 : g->mem_used; m->reserved = 0; m->free = m->total - m->used;
+    BEGIN(h) {
+        if (g->mem_total < 0) rc = NVML_ERROR_NOT_SUPPORTED;
+        else { m->total = g->mem_total; m->used = g->mem_used < 0 ? 0 : g->mem_used; m->reserved = 0; m->free = m->total - m->used; }
     } END
 }
 int nvmlDeviceGetUtilizationRates(void *h, nvmlUtilization_t *u) {
-    BEGIN(h) if (g->util_gpu < 0) rc = NVML_ERROR_NOT_SUPPORTED; else { u->gpu = g->util_gpu; u->memory = g->util_mem < 0 ? 0 : g->util_mem; } END
+    BEGIN(h) {
+        if (g->util_gpu < 0) rc = NVML_ERROR_NOT_SUPPORTED;
+        else { u->gpu = g->util_gpu; u->memory = g->util_mem < 0 ? 0 : g->util_mem; }
+    } END
 }
 int nvmlDeviceGetTemperature(void *h, int sensor, unsigned int *t) { BEGIN(h) { (void)sensor; FIELD(g->temp, t) } END }
+/* Built with -DFAKE_NVML_OLD_DRIVER, the library lacks these symbols, as an old driver would:
+ * the app must show those fields as N/A and everything else as usual. */
+#ifndef FAKE_NVML_OLD_DRIVER
 int nvmlDeviceGetPowerUsage(void *h, unsigned int *p) { BEGIN(h) { FIELD(g->power, p) } END }
 int nvmlDeviceGetEnforcedPowerLimit(void *h, unsigned int *p) { BEGIN(h) { FIELD(g->limit, p) } END }
 int nvmlDeviceGetPowerManagementLimit(void *h, unsigned int *p) { return nvmlDeviceGetEnforcedPowerLimit(h, p); }
 int nvmlDeviceGetNumFans(void *h, unsigned int *n) { BEGIN(h) *n = g->fan < 0 ? 0 : 1; END }
 int nvmlDeviceGetFanSpeed_v2(void *h, unsigned int fan, unsigned int *s) { BEGIN(h) { if (fan != 0) rc = NVML_ERROR_INVALID_ARGUMENT; else FIELD(g->fan, s) } END }
 int nvmlDeviceGetFanSpeed(void *h, unsigned int *s) { return nvmlDeviceGetFanSpeed_v2(h, 0, s); }
+#endif
 int nvmlDeviceGetClockInfo(void *h, int type, unsigned int *c) {
     BEGIN(h) {
         long long v = type == 0 ? g->clk_gfx : type == 1 ? g->clk_sm : type == 2 ? g->clk_mem : -1;
@@ -183,5 +191,7 @@ static int running(void *h, unsigned int *count, nvmlProcessInfo_t *out) {
         }
     } END
 }
+#ifndef FAKE_NVML_OLD_DRIVER
 int nvmlDeviceGetComputeRunningProcesses_v3(void *h, unsigned int *c, nvmlProcessInfo_t *o) { return running(h, c, o); }
+#endif
 int nvmlDeviceGetComputeRunningProcesses_v2(void *h, unsigned int *c, nvmlProcessInfo_t *o) { return running(h, c, o); }

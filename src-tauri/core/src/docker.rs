@@ -37,10 +37,17 @@ pub struct EngineInfo {
 #[derive(Debug, Clone, Serialize, TS, PartialEq)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum DockerStatus {
-    Connecting { endpoint: String },
-    Connected { info: EngineInfo },
+    Connecting {
+        endpoint: String,
+    },
+    Connected {
+        info: EngineInfo,
+    },
     /// `reason` is the engine's or the OS's words; the UI adds how to fix it.
-    Unreachable { endpoint: String, reason: String },
+    Unreachable {
+        endpoint: String,
+        reason: String,
+    },
 }
 
 pub struct DockerAdapter {
@@ -59,7 +66,9 @@ pub fn default_endpoint() -> String {
 impl DockerAdapter {
     /// Builds a client (no I/O yet); `ping` tells whether anything answers.
     pub fn new(endpoint: Option<&str>) -> Result<DockerAdapter> {
-        let endpoint = endpoint.map(str::to_string).unwrap_or_else(default_endpoint);
+        let endpoint = endpoint
+            .map(str::to_string)
+            .unwrap_or_else(default_endpoint);
         let docker = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
             Docker::connect_with_unix(&endpoint, TIMEOUT_S, API_DEFAULT_VERSION)
         } else {
@@ -87,14 +96,14 @@ impl DockerAdapter {
     pub async fn connect(self) -> Result<DockerAdapter> {
         self.docker.ping().await.map_err(|e| self.unreachable(e))?;
         let endpoint = self.endpoint;
-        let docker = self
-            .docker
-            .negotiate_version()
-            .await
-            .map_err(|e| CoreError::DockerUnreachable {
-                endpoint: endpoint.clone(),
-                reason: e.to_string(),
-            })?;
+        let docker =
+            self.docker
+                .negotiate_version()
+                .await
+                .map_err(|e| CoreError::DockerUnreachable {
+                    endpoint: endpoint.clone(),
+                    reason: e.to_string(),
+                })?;
         Ok(DockerAdapter { docker, endpoint })
     }
 
@@ -396,7 +405,12 @@ mod tests {
     #[test]
     fn holders_by_uuid_index_count_and_all() {
         let dir = ContainerDirectory::with(
-            &[("a", "alpha"), ("b", "beta"), ("c", "gamma"), ("d", "delta")],
+            &[
+                ("a", "alpha"),
+                ("b", "beta"),
+                ("c", "gamma"),
+                ("d", "delta"),
+            ],
             vec![
                 ("a", GpuClaim::Devices(vec!["GPU-1".into()])),
                 ("b", GpuClaim::Devices(vec!["2".into()])),
@@ -404,9 +418,8 @@ mod tests {
                 ("d", GpuClaim::All),
             ],
         );
-        let names = |i, u| -> Vec<String> {
-            dir.holders_of(i, u).into_iter().map(|r| r.name).collect()
-        };
+        let names =
+            |i, u| -> Vec<String> { dir.holders_of(i, u).into_iter().map(|r| r.name).collect() };
         assert_eq!(names(0, Some("GPU-0")), vec!["delta", "gamma"]);
         assert_eq!(names(1, Some("GPU-1")), vec!["alpha", "delta"]);
         assert_eq!(names(2, Some("GPU-2")), vec!["beta", "delta"]);

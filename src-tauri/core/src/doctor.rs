@@ -114,7 +114,10 @@ fn container_toolkit_check(engine: Option<&EngineInfo>) -> DoctorCheck {
         (false, Some(p)) => check(
             "nvidia_container",
             CheckStatus::Ok,
-            format!("{} found: the engine passes GPU device requests to it", p.display()),
+            format!(
+                "{} found: the engine passes GPU device requests to it",
+                p.display()
+            ),
             None,
         ),
         (false, None) => check(
@@ -159,9 +162,7 @@ pub fn mount_of<'a>(mountinfo: &'a str, path: &str) -> Option<(&'a str, &'a str,
             let g: Vec<&str> = post.split(' ').collect();
             let point = *f.get(4)?;
             let opts = format!("{},{}", f.get(5)?, g.get(2).copied().unwrap_or(""));
-            let inside = path == point
-                || point == "/"
-                || path.starts_with(&format!("{point}/"));
+            let inside = path == point || point == "/" || path.starts_with(&format!("{point}/"));
             inside.then_some((point, *g.first()?, opts))
         })
         .max_by_key(|(p, _, _)| p.len())
@@ -188,7 +189,11 @@ fn volume_limits_check(engine: Option<&EngineInfo>) -> DoctorCheck {
     let summary = format!(
         "{root} is on {} ({}); size limits available: {}",
         if fs.is_empty() { "?" } else { &fs },
-        if pquota { "project quota on" } else { "no project quota" },
+        if pquota {
+            "project quota on"
+        } else {
+            "no project quota"
+        },
         kinds.join("; ")
     );
     if pquota || loop_ok {

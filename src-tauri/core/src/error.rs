@@ -11,7 +11,9 @@ pub enum CoreError {
     #[error("The Docker engine at {endpoint} is unreachable ({reason}). Start it (`sudo systemctl start docker`) or set the Docker endpoint in Settings.")]
     DockerUnreachable { endpoint: String, reason: String },
 
-    #[error("The Docker engine answered with an error: {0}. Check `journalctl -u docker` for details.")]
+    #[error(
+        "The Docker engine answered with an error: {0}. Check `journalctl -u docker` for details."
+    )]
     Docker(String),
 
     #[error("The NVIDIA driver library could not be loaded ({0}). Install the NVIDIA driver, or set GPUDECK_NVML_LIB to the path of libnvidia-ml.so.1.")]
@@ -21,7 +23,11 @@ pub enum CoreError {
     InvalidSetting { field: String, reason: String },
 
     #[error("The database {path} was written by a newer GPU Deck (schema {found}, this build knows {supported}). Update GPU Deck, or point GPUDECK_DATA_DIR at another folder.")]
-    DatabaseTooNew { path: String, found: i64, supported: i64 },
+    DatabaseTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
 
     #[error("The database could not be used ({0}). Check that the data folder is writable and not full.")]
     Database(#[from] rusqlite::Error),

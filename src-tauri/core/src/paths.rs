@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn explicit_dir_wins() {
-        let d = DataDir::from_env(env(&[("GPUDECK_DATA_DIR", "/x/y"), ("XDG_DATA_HOME", "/a")]));
+        let d = DataDir::from_env(env(&[
+            ("GPUDECK_DATA_DIR", "/x/y"),
+            ("XDG_DATA_HOME", "/a"),
+        ]));
         assert_eq!(d.ok().map(|d| d.0), Some(PathBuf::from("/x/y")));
     }
 

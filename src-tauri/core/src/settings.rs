@@ -95,10 +95,11 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(CoreError::io(path, e)),
         };
-        let mut doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| CoreError::Io {
-            path: path.display().to_string(),
-            reason: format!("not valid JSON ({e})"),
-        })?;
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| CoreError::Io {
+                path: path.display().to_string(),
+                reason: format!("not valid JSON ({e})"),
+            })?;
         match doc.get_mut(STORE_KEY).map(serde_json::Value::take) {
             None | Some(serde_json::Value::Null) => Ok(Settings::default()),
             Some(v) => Settings::from_value(v),
@@ -132,7 +133,9 @@ fn validate_endpoint(ep: &str) -> Result<()> {
     } else {
         Err(CoreError::invalid_setting(
             "dockerEndpoint",
-            format!("\"{ep}\" is not unix:///path/to/docker.sock, tcp://HOST:PORT or http://HOST:PORT"),
+            format!(
+                "\"{ep}\" is not unix:///path/to/docker.sock, tcp://HOST:PORT or http://HOST:PORT"
+            ),
         ))
     }
 }
@@ -152,16 +155,32 @@ mod tests {
             sample_interval_ms: 10,
             ..Settings::default()
         };
-        let e = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let e = s
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("sampleIntervalMs"), "{e}");
         s.sample_interval_ms = 1000;
-        s.port_range = PortRange { start: 50000, end: 40000 };
+        s.port_range = PortRange {
+            start: 50000,
+            end: 40000,
+        };
         assert!(s.validate().is_err());
         s.port_range = PortRange { start: 80, end: 90 };
         assert!(s.validate().is_err());
-        s.port_range = PortRange { start: 40000, end: 40000 };
+        s.port_range = PortRange {
+            start: 40000,
+            end: 40000,
+        };
         assert!(s.validate().is_ok());
-        for bad in ["docker.sock", "unix://", "tcp://host", "tcp://:1", "http://h:99999"] {
+        for bad in [
+            "docker.sock",
+            "unix://",
+            "tcp://host",
+            "tcp://:1",
+            "http://h:99999",
+        ] {
             s.docker_endpoint = Some(bad.into());
             assert!(s.validate().is_err(), "{bad}");
         }
@@ -177,7 +196,10 @@ mod tests {
         let Some(dir) = dir else { return };
         let p = dir.path().join("settings.json");
         assert_eq!(Settings::load_file(&p).ok(), Some(Settings::default()));
-        let _ = std::fs::write(&p, r#"{"settings":{"language":"zh-CN","sampleIntervalMs":500}}"#);
+        let _ = std::fs::write(
+            &p,
+            r#"{"settings":{"language":"zh-CN","sampleIntervalMs":500}}"#,
+        );
         let s = Settings::load_file(&p).ok();
         assert_eq!(s.as_ref().map(|s| s.language), Some(Language::ZhCn));
         assert_eq!(s.map(|s| s.sample_interval_ms), Some(500));

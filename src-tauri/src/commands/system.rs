@@ -15,4 +15,3 @@ pub async fn doctor(state: State<'_, AppState>) -> Result<Vec<DoctorCheck>, ()> 
     let endpoint = state.settings().docker_endpoint;
     Ok(doctor::run(endpoint.as_deref(), nvml_lib_from_env().as_deref()).await)
 }
-

@@ -113,7 +113,11 @@ fn run(
             }
         }
         let snap = match source.as_ref().map(|s| {
-            read_snapshot(s, &directory.read().unwrap_or_else(|e| e.into_inner()), proc_root)
+            read_snapshot(
+                s,
+                &directory.read().unwrap_or_else(|e| e.into_inner()),
+                proc_root,
+            )
         }) {
             Some(Ok(snap)) => snap,
             Some(Err(e)) => {

@@ -1,0 +1,241 @@
+//! The test rig's Rust side: the fake NVML built from tests/fake-nvml, its readings file, the
+//! test image, and the real Docker engine (started by tests/rig/setup.sh).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const TEST_IMAGE: &str = "gpudeck-test/busybox:latest";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Compiles the fake `libnvidia-ml.so` (once per test binary and variant) and returns its path.
+pub fn fake_nvml_lib(old_driver: bool) -> PathBuf {
+    static FULL: OnceLock<PathBuf> = OnceLock::new();
+    static OLD: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if old_driver { &OLD } else { &FULL };
+    cell.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fake-nvml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join(if old_driver {
+            "libnvidia-ml-old.so.1"
+        } else {
+            "libnvidia-ml.so.1"
+        });
+        let mut cc = Command::new("cc");
+        cc.args(["-shared", "-fPIC", "-O2", "-o"]).arg(&out);
+        if old_driver {
+            cc.arg("-DFAKE_NVML_OLD_DRIVER");
+        }
+        let st = cc
+            .arg(repo().join("tests/fake-nvml/fake_nvml.c"))
+            .arg("-lpthread")
+            .status()
+            .unwrap();
+        assert!(st.success(), "building the fake NVML failed");
+        out
+    })
+    .clone()
+}
+
+/// One fake GPU's readings (see tests/fake-nvml/fake_nvml.c); -1 = not supported.
+#[derive(Clone)]
+pub struct FakeGpu {
+    pub name: String,
+    pub uuid: String,
+    pub mem_total: i64,
+    pub mem_used: i64,
+    pub util: i64,
+    pub util_mem: i64,
+    pub temp: i64,
+    pub power_mw: i64,
+    pub limit_mw: i64,
+    pub fan: i64,
+    pub clocks: [i64; 3],
+    pub cc: (i64, i64),
+}
+
+impl FakeGpu {
+    pub fn a100(i: usize) -> FakeGpu {
+        FakeGpu {
+            name: "NVIDIA A100-SXM4-80GB".into(),
+            uuid: format!("GPU-fa4e0000-0000-4000-8000-{i:012}"),
+            mem_total: 80 << 30,
+            mem_used: (i as i64 + 1) << 30,
+            util: 10 + i as i64,
+            util_mem: 5,
+            temp: 40 + i as i64,
+            power_mw: 100_000 + 1000 * i as i64,
+            limit_mw: 400_000,
+            fan: -1,
+            clocks: [1410, 1410, 1593],
+            cc: (8, 0),
+        }
+    }
+}
+
+/// The readings file the fake library serves; rewrite it to change what the "driver" reports.
+pub struct FakeNvml {
+    pub dir: tempfile::TempDir,
+    pub lib: PathBuf,
+    pub gpus: Vec<FakeGpu>,
+    pub procs: Vec<(usize, u32, u64)>,
+}
+
+impl FakeNvml {
+    pub fn new(n: usize) -> FakeNvml {
+        Self::with_lib(n, false)
+    }
+
+    pub fn with_lib(n: usize, old_driver: bool) -> FakeNvml {
+        let f = FakeNvml {
+            dir: tempfile::tempdir().unwrap(),
+            lib: fake_nvml_lib(old_driver),
+            gpus: (0..n).map(FakeGpu::a100).collect(),
+            procs: vec![],
+        };
+        f.write();
+        f
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("gpus.txt")
+    }
+
+    pub fn write(&self) {
+        let mut s = String::from("driver 550.54.15\ncuda 12040\n");
+        for (i, g) in self.gpus.iter().enumerate() {
+            s += &format!(
+                "gpu {i} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}\n",
+                g.uuid,
+                g.mem_total,
+                g.mem_used,
+                g.util,
+                g.util_mem,
+                g.temp,
+                g.power_mw,
+                g.limit_mw,
+                g.fan,
+                g.clocks[0],
+                g.clocks[1],
+                g.clocks[2],
+                g.cc.0,
+                g.cc.1,
+                g.name
+            );
+        }
+        for (gpu, pid, used) in &self.procs {
+            s += &format!("proc {gpu} {pid} {used}\n");
+        }
+        // Write-then-rename, so the library never reads half a file.
+        let tmp = self.dir.path().join("gpus.tmp");
+        std::fs::write(&tmp, s).unwrap();
+        std::fs::rename(&tmp, self.file()).unwrap();
+    }
+
+    /// Points this process's NVML loading at the fake (the library reads FAKE_NVML_FILE on each
+    /// call). Hold the guard for the whole test: tests in one binary run in parallel.
+    pub fn install_env(&self) -> std::sync::MutexGuard<'static, ()> {
+        static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::set_var("FAKE_NVML_FILE", self.file());
+        g
+    }
+
+    /// Runs the `gpudeck` CLI against this fake, with an isolated data dir.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let data = self.dir.path().join("data");
+        Command::new(env!("CARGO_BIN_EXE_gpudeck"))
+            .args(args)
+            .env("FAKE_NVML_FILE", self.file())
+            .env("GPUDECK_NVML_LIB", &self.lib)
+            .env("GPUDECK_DATA_DIR", data)
+            .env("PATH", rig_path())
+            .output()
+            .unwrap()
+    }
+}
+
+/// PATH with the rig's stand-in NVIDIA hook first, as dockerd sees it.
+pub fn rig_path() -> String {
+    format!(
+        "{}:{}",
+        repo().join("tests/rig/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The `docker` CLI; the engine must be up (tests/rig/setup.sh starts it).
+pub fn docker(args: &[&str]) -> Output {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI (apt-get install docker.io)");
+    out
+}
+
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}\n(is the engine up? run tests/rig/setup.sh)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A container removed when dropped.
+pub struct Container(pub String);
+
+impl Container {
+    pub fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Container {
+        let _ = docker(&["rm", "-f", name]);
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.push(TEST_IMAGE);
+        args.extend_from_slice(cmd);
+        docker_ok(&args);
+        Container(name.to_string())
+    }
+
+    pub fn pid(&self) -> u32 {
+        docker_ok(&["inspect", "-f", "{{.State.Pid}}", &self.0])
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "gpudeck failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
