@@ -109,7 +109,7 @@ fn run(
             last_try = Some(Instant::now());
             match NvmlSource::open(lib.as_deref()) {
                 Ok(s) => source = Some(s),
-                Err(e) => failure = e.to_string(),
+                Err(e) => failure = reason_of(e),
             }
         }
         let snap = match source.as_ref().map(|s| {
@@ -122,7 +122,7 @@ fn run(
             Some(Ok(snap)) => snap,
             Some(Err(e)) => {
                 // The driver went away (unloaded, reset): drop it and reload later.
-                failure = e.to_string();
+                failure = reason_of(e);
                 source = None;
                 unavailable(&failure)
             }
@@ -135,6 +135,14 @@ fn run(
         tx.send_replace(Arc::new(snap));
         let every = *interval.borrow();
         std::thread::sleep(every.saturating_sub(started.elapsed()));
+    }
+}
+
+/// The bare reason (the UI and CLI add what to do).
+fn reason_of(e: crate::CoreError) -> String {
+    match e {
+        crate::CoreError::NvmlUnavailable(reason) => reason,
+        other => other.to_string(),
     }
 }
 
