@@ -1,4 +1,5 @@
 //! `gpudeck doctor` and the Docker connection, against the real engine and the fake NVML.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
 
 mod common;
 

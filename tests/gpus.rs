@@ -1,5 +1,6 @@
 //! GPUs, live: the NVML adapter, the sampler and `gpudeck gpus`, against the fake NVML C library
 //! (loaded through nvml-wrapper exactly as the real driver is) and the real Docker engine.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
 
 mod common;
 

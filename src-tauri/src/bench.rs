@@ -1,1 +1,196 @@
-fn main() {}
+//! `gpudeck-bench`: measured figures for the README (not a test; machines are noisy).
+//!
+//! 1. The GPU sampler's CPU cost with 8 fake GPUs at 1 Hz, as % of one core, side by side with
+//!    the same NVML reads done by a bare loop (the floor: what the driver calls cost by themselves).
+//! 2. The app's idle RSS and CPU% over a window with the GPU page open under Xvfb (app + WebKit
+//!    processes).
+//! 3. Cold start: process spawn to the GPU page showing data (the UI reports it; see `ui_ready`).
+//!
+//! Usage: gpudeck-bench [--app PATH] [--seconds N]   (needs cc, Xvfb; run from the repo root)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step should stop it
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use gpudeck_core::docker::ContainerDirectory;
+use gpudeck_core::gpu::{GpuSampler, NvmlSource};
+
+fn clock_ticks() -> f64 {
+    100.0 // USER_HZ on Linux
+}
+
+/// utime + stime of a process (and, with `children`, of every process whose parent chain leads
+/// to it), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / clock_ticks()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn descendants(root: u32) -> Vec<u32> {
+    let mut all = vec![root];
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid == Some(p) && !all.contains(&pid) {
+                all.push(pid);
+            }
+        }
+        i += 1;
+    }
+    all
+}
+
+fn build_fake(dir: &Path) -> PathBuf {
+    let lib = dir.join("libnvidia-ml.so.1");
+    let ok = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&lib)
+        .arg("tests/fake-nvml/fake_nvml.c")
+        .arg("-lpthread")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "could not build the fake NVML (run from the repo root; needs cc)"
+    );
+    let mut s = String::from("driver 550.54.15\ncuda 12040\n");
+    for i in 0..8 {
+        s += &format!("gpu {i} GPU-bench000-0000-4000-8000-{i:012} 85899345920 {} 50 10 50 200000 400000 -1 1410 1410 1593 8 0 NVIDIA A100-SXM4-80GB\n", (i + 1) << 30);
+    }
+    std::fs::write(dir.join("gpus.txt"), s).unwrap();
+    std::env::set_var("FAKE_NVML_FILE", dir.join("gpus.txt"));
+    lib
+}
+
+fn sampler_cost(lib: &Path, secs: u64) {
+    let pid = std::process::id();
+    // Floor: the same reads in a bare loop at 1 Hz, on this thread.
+    let src = NvmlSource::open(Some(lib)).unwrap();
+    let c0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    for _ in 0..secs {
+        let tick = Instant::now();
+        let _ = src.sample().unwrap();
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed()));
+    }
+    let bare = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    drop(src);
+
+    let dir = Arc::new(RwLock::new(ContainerDirectory::default()));
+    let h = GpuSampler::spawn(Some(lib.into()), Duration::from_secs(1), dir);
+    std::thread::sleep(Duration::from_secs(2));
+    let c0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let ours = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    assert_eq!(h.latest().gpus.len(), 8);
+    println!("sampler, 8 GPUs at 1 Hz: {ours:.3} % of one core (bare NVML loop: {bare:.3} %; ratio {:.2}x; target < 0.5 %)", if bare > 0.0 { ours / bare } else { f64::NAN });
+}
+
+fn app_figures(app: &Path, lib: &Path, work: &Path, secs: u64) {
+    let display = ":77";
+    let mut xvfb = Command::new("Xvfb")
+        .args([display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb (apt-get install xvfb)");
+    std::thread::sleep(Duration::from_millis(800));
+    let started = Instant::now();
+    let mut child = Command::new(app)
+        .env("DISPLAY", display)
+        .env("GPUDECK_NVML_LIB", lib)
+        .env("XDG_DATA_HOME", work.join("xdg"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the app binary");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("ui-ready after") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => println!(
+            "cold start to the GPU page showing data: {:.2} s (target < 1.5 s)",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(_) => println!("cold start: the UI did not report ready within 60 s"),
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let pids = descendants(child.id());
+    let c0: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let t0 = Instant::now();
+    let mut peak = 0u64;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        let pids = descendants(child.id());
+        peak = peak.max(pids.iter().map(|p| rss_kib(*p)).sum());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let pids = descendants(child.id());
+    let c1: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let rss: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
+    println!(
+        "idle with the GPU page open, {secs} s, {} processes: RSS {:.0} MB (peak {:.0} MB; target < 150 MB), CPU {:.2} % of one core",
+        pids.len(),
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        (c1 - c0) / t0.elapsed().as_secs_f64() * 100.0
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let _ = xvfb.kill();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let secs: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(60);
+    let app = arg("--app").map(PathBuf::from);
+    let work = std::env::temp_dir().join(format!("gpudeck-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let lib = build_fake(&work);
+    sampler_cost(&lib, secs.min(30));
+    if let Some(app) = app {
+        app_figures(&app, &lib, &work, secs);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -9,8 +9,12 @@ use tauri::Manager;
 
 pub use state::AppState;
 
+/// When the process started the app, for the startup figure `ui_ready` logs.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// Launches the desktop app.
 pub fn run() -> Result<(), String> {
+    let _ = STARTED.set(std::time::Instant::now());
     // Logs go to stderr; RUST_LOG=debug for more.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -34,6 +38,7 @@ pub fn run() -> Result<(), String> {
             commands::settings::set_settings,
             commands::system::docker_status,
             commands::system::doctor,
+            commands::system::ui_ready,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -1,6 +1,6 @@
 //! The test rig's Rust side: the fake NVML built from tests/fake-nvml, its readings file, the
 //! test image, and the real Docker engine (started by tests/rig/setup.sh).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -26,6 +26,7 @@ export const api = {
   onDockerStatus: (f: (s: DockerStatus) => void): Promise<UnlistenFn> =>
     listen<DockerStatus>("docker-status", (e) => f(e.payload)),
   doctor: () => invoke<DoctorCheck[]>("doctor"),
+  uiReady: () => invoke<void>("ui_ready"),
   gpuHistory: () => invoke<Record<string, HistoryPoint[]>>("gpu_history"),
   /** Streams snapshots from the Rust sampler; the id ends it through gpuUnsubscribe. */
   gpuSubscribe: (f: (s: GpuSnapshot) => void): Promise<number> => {

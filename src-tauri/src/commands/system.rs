@@ -15,3 +15,12 @@ pub async fn doctor(state: State<'_, AppState>) -> Result<Vec<DoctorCheck>, ()> 
     let endpoint = state.settings().docker_endpoint;
     Ok(doctor::run(endpoint.as_deref(), nvml_lib_from_env().as_deref()).await)
 }
+
+/// The UI calls this once its first page shows data; the startup time goes to the log (the
+/// benchmark reads it).
+#[tauri::command]
+pub fn ui_ready() {
+    if let Some(t) = crate::STARTED.get() {
+        tracing::info!("ui-ready after {} ms", t.elapsed().as_millis());
+    }
+}

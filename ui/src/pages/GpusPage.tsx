@@ -56,9 +56,18 @@ export function GpusPage() {
   );
 }
 
+let readyReported = false;
+
 function GpuBody({ snap, history }: { snap: GpuSnapshot | null; history: History }) {
   const { t } = useTranslation();
-  if (!snap || (snap.nvml.state === "unavailable" && snap.nvml.reason === "starting")) {
+  const shown = snap !== null && !(snap.nvml.state === "unavailable" && snap.nvml.reason === "starting");
+  useEffect(() => {
+    if (shown && !readyReported) {
+      readyReported = true;
+      void api.uiReady();
+    }
+  }, [shown]);
+  if (!snap || !shown) {
     return <p className="empty">{t("gpus.starting")}</p>;
   }
   if (snap.nvml.state === "unavailable") {
