@@ -18,27 +18,30 @@ use std::time::{Duration, Instant};
 use gpudeck_core::docker::ContainerDirectory;
 use gpudeck_core::gpu::{GpuSampler, NvmlSource};
 
-fn clock_ticks() -> f64 {
-    100.0 // USER_HZ on Linux
-}
-
-/// utime + stime of a process (and, with `children`, of every process whose parent chain leads
-/// to it), in seconds.
+/// CPU time of every thread of a process, in seconds, to the nanosecond (schedstat), so that a
+/// cost far below one clock tick a second still shows.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / clock_ticks()
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// A process's memory as `(rss, pss)` in KiB; PSS splits shared pages between the processes that
+/// share them, so summing it over the app's processes does not count WebKit's libraries thrice.
+fn mem_kib(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Pss:"))
 }
 
 fn descendants(root: u32) -> Vec<u32> {
@@ -157,22 +160,36 @@ fn app_figures(app: &Path, lib: &Path, work: &Path, secs: u64) {
     let mut peak = 0u64;
     while t0.elapsed() < Duration::from_secs(secs) {
         let pids = descendants(child.id());
-        peak = peak.max(pids.iter().map(|p| rss_kib(*p)).sum());
+        peak = peak.max(pids.iter().map(|p| mem_kib(*p).1).sum());
         std::thread::sleep(Duration::from_secs(1));
     }
     let pids = descendants(child.id());
     let c1: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
-    let rss: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
+    let mb = |k: u64| k as f64 / 1024.0;
+    let per: Vec<String> = pids
+        .iter()
+        .map(|p| {
+            let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            let (rss, pss) = mem_kib(*p);
+            format!("{} rss {:.0} / pss {:.0} MB", name.trim(), mb(rss), mb(pss))
+        })
+        .collect();
+    let (rss, pss) = pids
+        .iter()
+        .map(|p| mem_kib(*p))
+        .fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
     println!(
-        "idle with the GPU page open, {secs} s, {} processes: RSS {:.0} MB (peak {:.0} MB; target < 150 MB), CPU {:.2} % of one core",
-        pids.len(),
-        rss as f64 / 1024.0,
-        peak as f64 / 1024.0,
-        (c1 - c0) / t0.elapsed().as_secs_f64() * 100.0
+        "idle with the GPU page open (8 GPUs), {secs} s: PSS {:.0} MB (peak {:.0} MB; target < 150 MB), RSS summed {:.0} MB, CPU {:.2} % of one core [{}]",
+        mb(pss),
+        mb(peak),
+        mb(rss),
+        (c1 - c0) / t0.elapsed().as_secs_f64() * 100.0,
+        per.join("; ")
     );
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     let _ = xvfb.kill();
+    let _ = xvfb.wait();
 }
 
 fn main() {

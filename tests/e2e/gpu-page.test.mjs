@@ -135,6 +135,28 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
     await shot(wd, "gpus-en.png");
   });
 
+  it("refuses an invalid setting with a sentence that says what to do, saving nothing", async () => {
+    await wd.click(await wd.find('[data-testid="nav-settings"]'));
+    const ep = await wd.until("endpoint field", () => wd.find('[data-testid="settings-endpoint"]'));
+    await wd.cmd("POST", `/element/${ep}/clear`, {});
+    await wd.cmd("POST", `/element/${ep}/value`, { text: "docker.sock" });
+    await wd.click(await wd.find('[data-testid="settings-save"]'));
+    const box = await wd.until("error box", () => wd.find('[role="alert"][data-code="invalid_setting"]'));
+    assert.match(await wd.text(box), /A setting is not valid; nothing was saved/);
+    await shot(wd, "settings-error-en.png");
+    await wd.click(await wd.find('[data-testid="settings-reset"]'));
+  });
+
+  it("lists the host checks on the System page", async () => {
+    await wd.click(await wd.find('[data-testid="nav-system"]'));
+    const docker = await wd.until("docker check", () => wd.find('[data-testid="check-docker"]'), 15000);
+    assert.match(await wd.text(docker), /OK/);
+    const nvml = await wd.text(await wd.find('[data-testid="check-nvml"]'));
+    assert.match(nvml, /4 GPU\(s\)/);
+    await shot(wd, "system-en.png");
+    await wd.click(await wd.find('[data-testid="nav-gpus"]'));
+  });
+
   it("switches to 中文 live, and remembers it", async () => {
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="zh-CN"]'));
     await wd.until("Chinese labels", async () => (await wd.text(await wd.find('[data-testid="nav-system"]'))) === "系统");
@@ -147,6 +169,9 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
     await wd.start(app);
     await wd.until("Chinese after restart", async () => (await wd.text(await wd.find('[data-testid="nav-gpus"]'))) === "GPU");
     assert.equal(await wd.text(await wd.find('[data-testid="nav-settings"]')), "设置");
+    await wd.click(await wd.find('[data-testid="nav-system"]'));
+    await wd.until("checks in Chinese", async () => /正常/.test(await wd.text(await wd.find('[data-testid="check-docker"]'))), 15000);
+    await shot(wd, "system-zh.png");
   });
 });
 

@@ -94,15 +94,41 @@ fn nvml_check(lib: Option<&Path>) -> DoctorCheck {
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
+    find_in(std::env::split_paths(&path), name)
+}
+
+fn find_in(dirs: impl Iterator<Item = PathBuf>, name: &str) -> Option<PathBuf> {
+    dirs.chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
 
+/// The PATH of a running local `dockerd` (it finds the NVIDIA hook on its own PATH, not ours),
+/// when /proc lets us read it.
+fn dockerd_path() -> Option<String> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let dir = e.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != "dockerd" {
+            return None;
+        }
+        let env = std::fs::read(dir.join("environ")).ok()?;
+        env.split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"PATH="))
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    })
+}
+
 fn container_toolkit_check(engine: Option<&EngineInfo>) -> DoctorCheck {
     let runtime = engine.is_some_and(|i| i.runtimes.iter().any(|r| r == "nvidia"));
-    let hook = on_path("nvidia-container-runtime-hook");
+    let hook = dockerd_path()
+        .and_then(|p| {
+            find_in(
+                std::env::split_paths(&p).collect::<Vec<_>>().into_iter(),
+                "nvidia-container-runtime-hook",
+            )
+        })
+        .or_else(|| on_path("nvidia-container-runtime-hook"));
     let fix = "install nvidia-container-toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`";
     match (runtime, hook) {
         (true, _) => check(

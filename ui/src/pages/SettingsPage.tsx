@@ -83,6 +83,7 @@ export function SettingsPage() {
           {t("settings.dockerEndpoint")}
           <input
             type="text"
+            data-testid="settings-endpoint"
             placeholder="unix:///var/run/docker.sock"
             value={draft.dockerEndpoint ?? ""}
             onChange={(e) => set({ dockerEndpoint: e.target.value.trim() === "" ? null : e.target.value.trim() })}
@@ -116,10 +117,18 @@ export function SettingsPage() {
         </fieldset>
         {error && <ErrorBox error={error} onDismiss={() => setError(null)} />}
         <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
+          <button type="submit" className="primary" disabled={busy} data-testid="settings-save">
             {busy ? t("settings.saving") : t("settings.save")}
           </button>
-          <button type="button" onClick={() => setDraft(settings)} disabled={busy}>
+          <button
+            type="button"
+            data-testid="settings-reset"
+            onClick={() => {
+              setDraft(settings);
+              setError(null);
+            }}
+            disabled={busy}
+          >
             {t("settings.reset")}
           </button>
           {saved && (
