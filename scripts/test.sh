@@ -13,6 +13,8 @@ step() { printf '\n== %s ==\n' "$*"; }
 
 step "test rig (Docker engine, stand-in NVIDIA hook, test image)"
 bash tests/rig/setup.sh
+# shellcheck disable=SC1091
+. "$repo/target/rig/env"   # DOCKER_HOST when the rig had to start its own engine
 
 step "UI: type-check and unit tests"
 npm --prefix ui run typecheck

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The test rig's real parts: a Docker engine (started here when none answers; a running one is
 # left alone) with the stand-in NVIDIA hook on its PATH, and the locally built test image.
-# Idempotent. Needs root (dockerd) or a user in the docker group with an engine already running.
+# When the running engine cannot take GPU device requests (a system dockerd started by systemd
+# without the hook), a separate rig engine is started beside it on its own socket, data and exec
+# roots (no bridge network), and `target/rig/env` exports its DOCKER_HOST for the tests.
+# Idempotent. Needs root to start an engine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 state=${GPUDECK_RIG_DIR:-$here/../../target/rig}
@@ -30,9 +33,24 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
 fi
 
 # GPU device requests must reach containers; that needs the (stand-in) hook on dockerd's PATH.
-if ! out=$(docker run --rm --gpus device=GPU-rig-probe "$image" sh -c 'echo $NVIDIA_VISIBLE_DEVICES' 2>&1) || [ "$out" != GPU-rig-probe ]; then
-  echo "rig: this Docker engine rejects GPU device requests: $out"
-  echo "rig: start dockerd with $here/bin on its PATH (or install nvidia-container-toolkit), then run again."
-  exit 1
+gpu_probe() {
+  out=$(docker run --rm --gpus device=GPU-rig-probe "$image" sh -c 'echo $NVIDIA_VISIBLE_DEVICES' 2>&1) && [ "$out" = GPU-rig-probe ]
+}
+if ! gpu_probe; then
+  echo "rig: the running engine rejects GPU device requests ($out); starting a separate rig engine"
+  [ "$(id -u)" = 0 ] || { echo "rig: that needs root (sudo)"; exit 1; }
+  sock="$state/docker.sock"
+  if ! DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
+    PATH="$here/bin:$PATH" nohup dockerd --host "unix://$sock" --data-root "$state/docker-data" \
+      --exec-root "$state/docker-exec" --pidfile "$state/docker-rig.pid" --bridge none --iptables=false \
+      >"$state/dockerd-rig.log" 2>&1 &
+    for _ in $(seq 1 60); do DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+  export DOCKER_HOST="unix://$sock"
+  echo "export DOCKER_HOST=$DOCKER_HOST" >"$state/env"
+  docker image inspect "$image" >/dev/null 2>&1 || exec bash "$0"
+  gpu_probe || { echo "rig: the rig engine rejects GPU device requests too: $out"; exit 1; }
+else
+  echo "${DOCKER_HOST:+export DOCKER_HOST=$DOCKER_HOST}" >"$state/env"
 fi
 echo "rig: Docker $(docker version -f '{{.Server.Version}}') ready; image $image; GPU device requests reach containers"
