@@ -42,7 +42,9 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 # npm packages, from the lock files (only when they changed).
 for d in "$repo" "$repo/ui"; do
   if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
-    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+    # npm install, not npm ci: this registry mirror records only this platform's optional
+    # packages in the lock file, which npm ci then calls out of sync.
+    (cd "$d" && npm install --no-audit --no-fund --loglevel=error)
   fi
 done
 
