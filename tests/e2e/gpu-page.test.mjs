@@ -158,6 +158,7 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
   });
 
   it("switches to 中文 live, and remembers it", async () => {
+    await wd.click(await wd.find('[data-testid="nav-gpus"]'));
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="zh-CN"]'));
     await wd.until("Chinese labels", async () => (await wd.text(await wd.find('[data-testid="nav-system"]'))) === "系统");
     const page = await wd.exec("return document.querySelector('.gpu-card').innerText");
@@ -175,12 +176,13 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
   });
 });
 
-describe("GPU page with no NVIDIA driver", () => {
+describe("GPU page with no NVIDIA driver and no Docker engine", () => {
   let wd;
   before(async () => {
     const drv = await driver({
       DISPLAY: await display(),
       GPUDECK_NVML_LIB: "/nonexistent/libnvidia-ml.so.1",
+      DOCKER_HOST: "unix:///nonexistent/docker.sock",
       XDG_DATA_HOME: join(work, "xdg-nodriver"),
       LANG: "C",
     });
@@ -192,9 +194,14 @@ describe("GPU page with no NVIDIA driver", () => {
     stopAll();
   });
 
-  it("says so, and how to fix it", async () => {
+  it("opens all the same, says what is missing, and how to fix it", async () => {
     const box = await wd.until("empty state", () => wd.find('[data-testid="no-driver"]'));
-    await wd.until("Docker status settled", async () => (await wd.exec('return document.querySelector("[data-testid=docker-status]").dataset.state')) !== "connecting");
+    await wd.until("Docker unreachable", async () => (await wd.exec('return document.querySelector("[data-testid=docker-status]").dataset.state')) === "unreachable");
+    const badge = await wd.find('[data-testid="docker-status"]');
+    assert.equal(await wd.text(badge), "Docker unreachable");
+    const help = await wd.exec('return document.querySelector("[data-testid=docker-status]").getAttribute("title")');
+    assert.match(help, /\/nonexistent\/docker\.sock/);
+    assert.match(help, /systemctl start docker/);
     const text = await wd.text(box);
     assert.match(text, /No NVIDIA driver found/);
     assert.match(text, /\/nonexistent\/libnvidia-ml\.so\.1/);
