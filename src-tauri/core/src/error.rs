@@ -19,6 +19,12 @@ pub enum CoreError {
     #[error("The NVIDIA driver library could not be loaded ({0}). Install the NVIDIA driver, or set GPUDECK_NVML_LIB to the path of libnvidia-ml.so.1.")]
     NvmlUnavailable(String),
 
+    #[error("{requested} GPU(s) requested, {free} free. Stop a replicaSet that holds GPUs (pausing keeps them), or ask for fewer.")]
+    NotEnoughGpus { requested: u32, free: u32 },
+
+    #[error("{requested} host port(s) requested, {free} free in the configured range. Widen the port range in Settings, or free ports.")]
+    NotEnoughPorts { requested: u32, free: u32 },
+
     #[error("The setting \"{field}\" is invalid: {reason}")]
     InvalidSetting { field: String, reason: String },
 
@@ -43,6 +49,8 @@ impl CoreError {
             CoreError::DockerUnreachable { .. } => "docker_unreachable",
             CoreError::Docker(_) => "docker_error",
             CoreError::NvmlUnavailable(_) => "nvml_unavailable",
+            CoreError::NotEnoughGpus { .. } => "not_enough_gpus",
+            CoreError::NotEnoughPorts { .. } => "not_enough_ports",
             CoreError::InvalidSetting { .. } => "invalid_setting",
             CoreError::DatabaseTooNew { .. } => "database_too_new",
             CoreError::Database(_) => "database_error",

@@ -1,6 +1,7 @@
 //! GPU Deck's core: the domain (types, rules, services) with Docker, NVML and SQLite behind narrow
 //! adapters. Nothing here knows about Tauri; the desktop app, the CLI and the tests all call this.
 
+pub mod alloc;
 pub mod attribution;
 pub mod docker;
 pub mod doctor;

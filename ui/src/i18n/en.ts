@@ -75,6 +75,8 @@ const en = {
     docker_unreachable: "The Docker engine is unreachable. Start it, or check the endpoint in Settings.",
     docker_error: "The Docker engine refused the request. See the details below.",
     nvml_unavailable: "The NVIDIA driver could not be used. Install it, or set GPUDECK_NVML_LIB.",
+    not_enough_gpus: "Not enough free GPUs. Stop a replicaSet that holds GPUs, or ask for fewer.",
+    not_enough_ports: "Not enough free host ports. Widen the port range in Settings, or free ports.",
     invalid_setting: "A setting is not valid; nothing was saved. Correct it and save again.",
     database_too_new: "The database was written by a newer GPU Deck. Update GPU Deck.",
     database_error: "The database could not be used. Check that the data folder is writable.",

@@ -77,6 +77,8 @@ const zhCN: Messages = {
     docker_unreachable: "无法连接 Docker 引擎。请启动它，或检查“设置”中的地址。",
     docker_error: "Docker 引擎拒绝了请求。详情见下。",
     nvml_unavailable: "无法使用 NVIDIA 驱动。请安装驱动，或设置 GPUDECK_NVML_LIB。",
+    not_enough_gpus: "空闲 GPU 不足。请停止占用 GPU 的副本集，或减少申请数量。",
+    not_enough_ports: "空闲宿主机端口不足。请在“设置”中扩大端口范围，或释放端口。",
     invalid_setting: "有一项设置无效，未保存任何内容。请改正后重新保存。",
     database_too_new: "数据库由更新版本的 GPU Deck 写入。请升级 GPU Deck。",
     database_error: "无法使用数据库。请检查数据目录是否可写。",
