@@ -6,11 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use gpudeck_core::alloc::GpuCandidate;
 use gpudeck_core::docker::{ContainerDirectory, DockerAdapter};
 use gpudeck_core::doctor::{self, CheckStatus};
 use gpudeck_core::gpu::{self, GpuReading, GpuSnapshot, NvmlSource, NvmlState};
 use gpudeck_core::paths::{nvml_lib_from_env, DataDir};
+use gpudeck_core::replicaset::{Bind, Env, ReplicaSets, RsInfo, RsSpec};
 use gpudeck_core::settings::Settings;
+use gpudeck_core::store::Store;
 use gpudeck_core::{CoreError, Result};
 
 #[derive(Parser)]
@@ -37,6 +40,108 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// ReplicaSets: named, versioned GPU containers (`gpudeck rs --help`).
+    Rs {
+        #[command(subcommand)]
+        cmd: RsCmd,
+        /// Machine-readable output on stdout.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// The host port range containers get: who uses which port.
+    Ports {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RsCmd {
+    /// Creates NAME-1 and starts it.
+    Run {
+        name: String,
+        #[arg(long)]
+        image: String,
+        /// GPUs to give it (0: none, and it sees none).
+        #[arg(long, default_value_t = 0)]
+        gpus: u32,
+        /// SRC:DEST[:ro], SRC a host path or a volume.
+        #[arg(long = "bind")]
+        binds: Vec<String>,
+        /// KEY=VALUE.
+        #[arg(long = "env")]
+        env: Vec<String>,
+        /// A container port; each gets a host port.
+        #[arg(long = "port")]
+        ports: Vec<u16>,
+        /// The command (after --).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Every replicaSet.
+    Ls,
+    Info {
+        name: String,
+    },
+    /// Every version: when, what changed, the GPUs and ports it had.
+    History {
+        name: String,
+    },
+    /// Commits the current version to IMAGE[:TAG].
+    Commit {
+        name: String,
+        image: String,
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// A new version with another GPU count and/or one bind swapped; files carried over.
+    Patch {
+        name: String,
+        #[arg(long)]
+        gpus: Option<u32>,
+        /// OLD_SRC:DEST=NEW_SRC:DEST
+        #[arg(long = "swap-bind")]
+        swap_bind: Option<String>,
+    },
+    /// A new version with VERSION's spec and files.
+    Rollback {
+        name: String,
+        version: u32,
+    },
+    /// Stops it and frees its GPUs and ports.
+    Stop {
+        name: String,
+    },
+    /// Freezes it; GPUs and ports stay held.
+    Pause {
+        name: String,
+    },
+    /// Continues a paused one, or starts a stopped one on its old GPUs and ports.
+    Continue {
+        name: String,
+    },
+    /// A new version on freshly chosen GPUs and ports; files carried over.
+    Restart {
+        name: String,
+    },
+    /// Runs a command in it: exit code, stdout, stderr.
+    Exec {
+        name: String,
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Its container's output.
+    Logs {
+        name: String,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Removes it and everything it owns.
+    Rm {
+        name: String,
+    },
 }
 
 /// Runs a CLI command; the exit code.
@@ -53,6 +158,8 @@ pub fn main(cmd: Command) -> i32 {
         match cmd {
             Command::Gpus { json } => gpus(&settings, json).await,
             Command::Doctor { json } => doctor(&settings, json).await,
+            Command::Rs { cmd, json } => rs(&settings, cmd, json).await,
+            Command::Ports { json } => ports(&settings, json).await,
         }
     });
     match result {
@@ -203,4 +310,312 @@ async fn doctor(settings: &Settings, json: bool) -> Result<i32> {
     Ok(i32::from(
         checks.iter().any(|c| c.status == CheckStatus::Fail),
     ))
+}
+
+/// What the replicaSet commands run against: the engine (required), the store, the GPUs now.
+struct RsRig {
+    docker: DockerAdapter,
+    store: std::sync::Mutex<Store>,
+    data: DataDir,
+    gpus: Vec<GpuCandidate>,
+}
+
+impl RsRig {
+    async fn open(settings: &Settings) -> Result<RsRig> {
+        let data = DataDir::resolve()?;
+        let store = Store::open(&data.database())?;
+        let docker = DockerAdapter::new(settings.docker_endpoint.as_deref())?
+            .connect()
+            .await?;
+        let gpus = NvmlSource::open(nvml_lib_from_env().as_deref())
+            .and_then(|s| s.sample())
+            .map(|raw| {
+                raw.gpus
+                    .into_iter()
+                    .filter_map(|g| {
+                        Some(GpuCandidate {
+                            index: g.index,
+                            uuid: g.uuid?,
+                            memory_used_bytes: g.memory_used_bytes,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(RsRig {
+            docker,
+            store: std::sync::Mutex::new(store),
+            data,
+            gpus,
+        })
+    }
+
+    fn service<'a>(&'a self, settings: &'a Settings) -> ReplicaSets<'a> {
+        ReplicaSets::new(Env {
+            docker: &self.docker,
+            store: &self.store,
+            settings,
+            data_dir: &self.data,
+            gpus: self.gpus.clone(),
+        })
+    }
+}
+
+fn print_info(i: &RsInfo) {
+    println!("name:      {}", i.name);
+    println!("version:   {} ({} versions)", i.version, i.versions);
+    println!("container: {}", i.container);
+    println!("status:    {:?}", i.status);
+    println!("image:     {}", i.spec.image);
+    println!(
+        "gpus:      {}",
+        if i.gpus.is_empty() {
+            "-".into()
+        } else {
+            i.gpus.join(",")
+        }
+    );
+    let ports: Vec<String> = i.ports.iter().map(|(c, h)| format!("{h}->{c}")).collect();
+    println!(
+        "ports:     {}",
+        if ports.is_empty() {
+            "-".into()
+        } else {
+            ports.join(",")
+        }
+    );
+}
+
+async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
+    let rig = RsRig::open(settings).await?;
+    let svc = rig.service(settings);
+    svc.recover().await?;
+    let show = |i: RsInfo| -> Result<i32> {
+        if json {
+            print_json(&i)?;
+        } else {
+            print_info(&i);
+        }
+        Ok(0)
+    };
+    match cmd {
+        RsCmd::Run {
+            name,
+            image,
+            gpus,
+            binds,
+            env,
+            ports,
+            command,
+        } => {
+            let binds = binds
+                .iter()
+                .map(|b| Bind::parse(b))
+                .collect::<Result<Vec<_>>>()?;
+            show(
+                svc.run(
+                    &name,
+                    RsSpec {
+                        image,
+                        command,
+                        env,
+                        binds,
+                        ports,
+                        gpus,
+                    },
+                )
+                .await?,
+            )
+        }
+        RsCmd::Ls => {
+            let list = svc.list().await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!(
+                    "{:<20} {:>7}  {:<8} {:<28} {:<5} PORTS",
+                    "NAME", "VERSION", "STATUS", "IMAGE", "GPUS"
+                );
+                for i in list {
+                    let ports: Vec<String> =
+                        i.ports.iter().map(|(c, h)| format!("{h}->{c}")).collect();
+                    println!(
+                        "{:<20} {:>7}  {:<8} {:<28} {:<5} {}",
+                        i.name,
+                        i.version,
+                        format!("{:?}", i.status).to_lowercase(),
+                        i.spec.image,
+                        i.gpus.len(),
+                        ports.join(",")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        RsCmd::Info { name } => show(svc.info(&name).await?),
+        RsCmd::History { name } => {
+            let h = svc.history(&name)?;
+            if json {
+                print_json(&h)?;
+            } else {
+                for v in h {
+                    let ports: Vec<String> =
+                        v.ports.iter().map(|(c, h)| format!("{h}->{c}")).collect();
+                    println!(
+                        "{}-{}  {}  {}  gpus [{}]  ports [{}]  {}",
+                        v.name,
+                        v.version,
+                        v.created_at,
+                        v.op,
+                        v.gpus.join(","),
+                        ports.join(","),
+                        v.changes.join("; ")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        RsCmd::Commit {
+            name,
+            image,
+            message,
+        } => {
+            let id = svc.commit(&name, &image, &message).await?;
+            if json {
+                print_json(&serde_json::json!({ "image": image, "id": id }))?;
+            } else {
+                println!("{image} {id}");
+            }
+            Ok(0)
+        }
+        RsCmd::Patch {
+            name,
+            gpus,
+            swap_bind,
+        } => {
+            let swap = swap_bind
+                .map(|s| {
+                    let (old, new) = s.split_once('=').ok_or_else(|| CoreError::InvalidInput {
+                        what: "--swap-bind".into(),
+                        reason: format!("\"{s}\" is not OLD_SRC:DEST=NEW_SRC:DEST"),
+                    })?;
+                    Ok::<_, CoreError>((Bind::parse(old)?, Bind::parse(new)?))
+                })
+                .transpose()?;
+            show(svc.patch(&name, gpus, swap).await?)
+        }
+        RsCmd::Rollback { name, version } => show(svc.rollback(&name, version).await?),
+        RsCmd::Stop { name } => show(svc.stop(&name).await?),
+        RsCmd::Pause { name } => show(svc.pause(&name).await?),
+        RsCmd::Continue { name } => show(svc.resume(&name).await?),
+        RsCmd::Restart { name } => show(svc.restart(&name).await?),
+        RsCmd::Exec {
+            name,
+            timeout,
+            command,
+        } => {
+            let out = svc
+                .exec(&name, &command, Duration::from_secs(timeout))
+                .await?;
+            if json {
+                print_json(&out)?;
+                Ok(0)
+            } else {
+                print!("{}", out.stdout);
+                eprint!("{}", out.stderr);
+                Ok(out.exit_code as i32)
+            }
+        }
+        RsCmd::Logs { name, follow } => {
+            use futures_util::StreamExt;
+            let id = svc.container_id(&name).await?;
+            let mut logs = Box::pin(rig.docker.logs(&id, follow));
+            while let Some(chunk) = logs.next().await {
+                print!("{}", chunk?);
+            }
+            Ok(0)
+        }
+        RsCmd::Rm { name } => {
+            svc.delete(&name).await?;
+            if json {
+                print_json(&serde_json::json!({ "deleted": name }))?;
+            } else {
+                println!("deleted {name}");
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// One used port of the range, and who uses it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PortUse {
+    port: u16,
+    /// A replicaSet, a container, or "host" (a process outside Docker).
+    owner: String,
+    kind: &'static str,
+}
+
+async fn ports(settings: &Settings, json: bool) -> Result<i32> {
+    let range = settings.port_range;
+    let data = DataDir::resolve()?;
+    let store = Store::open(&data.database())?;
+    let mut used: std::collections::BTreeMap<u16, PortUse> = std::collections::BTreeMap::new();
+    for p in gpudeck_core::alloc::host_listening_ports() {
+        used.insert(
+            p,
+            PortUse {
+                port: p,
+                owner: "host".into(),
+                kind: "host",
+            },
+        );
+    }
+    if let Ok(d) = DockerAdapter::new(settings.docker_endpoint.as_deref()) {
+        if let Ok(d) = d.connect().await {
+            for (p, name) in d.published_ports().await.unwrap_or_default() {
+                used.insert(
+                    p,
+                    PortUse {
+                        port: p,
+                        owner: name,
+                        kind: "container",
+                    },
+                );
+            }
+        }
+    }
+    for (p, owner) in store.port_claims()? {
+        used.insert(
+            p,
+            PortUse {
+                port: p,
+                owner,
+                kind: "replicaset",
+            },
+        );
+    }
+    let in_range: Vec<PortUse> = used
+        .into_values()
+        .filter(|u| (range.start..=range.end).contains(&u.port))
+        .collect();
+    let total = u32::from(range.end - range.start) + 1;
+    if json {
+        print_json(
+            &serde_json::json!({ "start": range.start, "end": range.end, "free": total - in_range.len() as u32, "used": in_range }),
+        )?;
+    } else {
+        println!(
+            "range {}-{}: {} used, {} free",
+            range.start,
+            range.end,
+            in_range.len(),
+            total - in_range.len() as u32
+        );
+        for u in in_range {
+            println!("{:>5}  {:<10} {}", u.port, u.kind, u.owner);
+        }
+    }
+    Ok(0)
 }

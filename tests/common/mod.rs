@@ -60,10 +60,12 @@ pub struct FakeGpu {
 }
 
 impl FakeGpu {
-    pub fn a100(i: usize) -> FakeGpu {
+    /// GPU `i` of a fake machine; `tag` keeps machines of tests that run at once apart (they
+    /// share one Docker engine, which sees every container's GPU requests).
+    pub fn a100(tag: u32, i: usize) -> FakeGpu {
         FakeGpu {
             name: "NVIDIA A100-SXM4-80GB".into(),
-            uuid: format!("GPU-fa4e0000-0000-4000-8000-{i:012}"),
+            uuid: format!("GPU-{tag:08x}-0000-4000-8000-{i:012}"),
             mem_total: 80 << 30,
             mem_used: (i as i64 + 1) << 30,
             util: 10 + i as i64,
@@ -92,13 +94,28 @@ impl FakeNvml {
     }
 
     pub fn with_lib(n: usize, old_driver: bool) -> FakeNvml {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tag = std::process::id().wrapping_mul(64).wrapping_add(k);
         let f = FakeNvml {
             dir: tempfile::tempdir().unwrap(),
             lib: fake_nvml_lib(old_driver),
-            gpus: (0..n).map(FakeGpu::a100).collect(),
+            gpus: (0..n).map(|i| FakeGpu::a100(tag, i)).collect(),
             procs: vec![],
         };
         f.write();
+        // Its own host port range too, so that tests running at once never race for a port.
+        let data = f.dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let start = 41000 + (k % 400) * 50;
+        std::fs::write(
+            data.join("settings.json"),
+            format!(
+                r#"{{"settings":{{"portRange":{{"start":{start},"end":{}}}}}}}"#,
+                start + 49
+            ),
+        )
+        .unwrap();
         f
     }
 

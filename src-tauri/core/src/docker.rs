@@ -17,7 +17,8 @@ use ts_rs::TS;
 use crate::gpu::ContainerRef;
 use crate::{CoreError, Result};
 
-const TIMEOUT_S: u64 = 10;
+/// Per request; a stop waits up to 10 s for the container, a commit copies its changes.
+const TIMEOUT_S: u64 = 300;
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
 /// What the engine says about itself, for the status indicator and `doctor`.
@@ -139,6 +140,13 @@ impl DockerAdapter {
                 .and_then(|n| n.into_iter().next())
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_default();
+            if let Some(rs) = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::replicaset::LABEL_RS))
+            {
+                dir.managed.insert(id.clone(), rs.clone());
+            }
             let holds = matches!(
                 c.state,
                 Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED)
@@ -180,6 +188,346 @@ impl DockerAdapter {
                 ..Default::default()
             }))
             .map(|r| r.map(|_| ()).map_err(CoreError::from))
+    }
+}
+
+/// A container as the replicaSet service needs it.
+#[derive(Debug, Clone)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    /// "created", "running", "paused", "exited", …
+    pub status: String,
+    /// The overlay2 upper layer: the container's own changes to its image.
+    pub upper_dir: Option<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// What `exec` returns.
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Everything `create` needs beyond the spec.
+pub struct CreateArgs<'a> {
+    pub container_name: &'a str,
+    pub replicaset: &'a str,
+    pub version: u32,
+    pub spec: &'a crate::replicaset::RsSpec,
+    pub gpus: &'a [String],
+    /// (container port, host port).
+    pub ports: &'a [(u16, u16)],
+}
+
+impl DockerAdapter {
+    pub async fn image_exists(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates (does not start) a version's container: labels, `CONTAINER_VERSION`, GPUs as
+    /// device requests by UUID, and `NVIDIA_VISIBLE_DEVICES=void` when it gets none.
+    pub async fn create(&self, a: &CreateArgs<'_>) -> Result<String> {
+        use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+        let mut env: Vec<String> = a.spec.env.clone();
+        env.push(format!("CONTAINER_VERSION={}", a.version));
+        if a.gpus.is_empty() {
+            // CUDA images set NVIDIA_VISIBLE_DEVICES=all; with the nvidia runtime as default that
+            // would hand every GPU to a container given none.
+            env.push("NVIDIA_VISIBLE_DEVICES=void".into());
+        }
+        let labels = HashMap::from([
+            (
+                crate::replicaset::LABEL_RS.to_string(),
+                a.replicaset.to_string(),
+            ),
+            (
+                crate::replicaset::LABEL_VERSION.to_string(),
+                a.version.to_string(),
+            ),
+        ]);
+        let bindings: HashMap<String, Option<Vec<PortBinding>>> = a
+            .ports
+            .iter()
+            .map(|(c, h)| {
+                (
+                    format!("{c}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: None,
+                        host_port: Some(h.to_string()),
+                    }]),
+                )
+            })
+            .collect();
+        let device_requests = (!a.gpus.is_empty()).then(|| {
+            vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: None,
+                device_ids: Some(a.gpus.to_vec()),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                options: None,
+            }]
+        });
+        let body = ContainerCreateBody {
+            image: Some(a.spec.image.clone()),
+            cmd: (!a.spec.command.is_empty()).then(|| a.spec.command.clone()),
+            env: Some(env),
+            labels: Some(labels),
+            exposed_ports: Some(a.ports.iter().map(|(c, _)| format!("{c}/tcp")).collect()),
+            host_config: Some(HostConfig {
+                binds: Some(a.spec.binds.iter().map(|b| b.to_docker()).collect()),
+                port_bindings: Some(bindings),
+                device_requests,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let r = self
+            .docker
+            .create_container(
+                Some(bollard::query_parameters::CreateContainerOptions {
+                    name: Some(a.container_name.to_string()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await?;
+        Ok(r.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<()> {
+        Ok(self
+            .docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await?)
+    }
+
+    /// Stops; a container already stopped is not an error.
+    pub async fn stop(&self, id: &str) -> Result<()> {
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(bollard::query_parameters::StopContainerOptions {
+                    t: Some(10),
+                    signal: None,
+                }),
+            )
+            .await
+        {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        Ok(self.docker.pause_container(id).await?)
+    }
+
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        Ok(self.docker.unpause_container(id).await?)
+    }
+
+    /// Removes (forcefully); a container already gone is not an error.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    v: false,
+                    link: false,
+                }),
+            )
+            .await
+        {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The container named `name`, or `None` when there is none.
+    pub async fn state(&self, name: &str) -> Result<Option<ContainerState>> {
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Ok(Some(ContainerState {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .name
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                status: c
+                    .state
+                    .and_then(|s| s.status)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                upper_dir: c.graph_driver.and_then(|g| g.data.get("UpperDir").cloned()),
+                labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+            })),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every container (any state) labelled as belonging to `replicaset`.
+    pub async fn containers_of(&self, replicaset: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={replicaset}", crate::replicaset::LABEL_RS)],
+        )]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Host ports published by containers, with the container's name.
+    pub async fn published_ports(&self) -> Result<Vec<(u16, String)>> {
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: false,
+                ..Default::default()
+            }))
+            .await?;
+        let mut out = Vec::new();
+        for c in list {
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            for p in c.ports.unwrap_or_default() {
+                if let Some(h) = p.public_port {
+                    out.push((h, name.clone()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Runs `cmd` in the container; exit code, stdout and stderr apart. Past `timeout` the wait is
+    /// abandoned with an error.
+    pub async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput> {
+        use bollard::container::LogOutput;
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let run = async {
+            let mut out = ExecOutput {
+                exit_code: -1,
+                stdout: String::new(),
+                stderr: String::new(),
+            };
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&exec.id, None).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    match chunk? {
+                        LogOutput::StdOut { message } => {
+                            out.stdout.push_str(&String::from_utf8_lossy(&message))
+                        }
+                        LogOutput::StdErr { message } => {
+                            out.stderr.push_str(&String::from_utf8_lossy(&message))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            out.exit_code = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await?
+                .exit_code
+                .unwrap_or(-1);
+            Ok::<_, CoreError>(out)
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(CoreError::InvalidInput {
+                what: "exec".into(),
+                reason: format!("the command did not finish within {} s", timeout.as_secs()),
+            }),
+        }
+    }
+
+    /// Commits a container to `repo:tag`.
+    pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
+        let r = self
+            .docker
+            .commit_container(
+                bollard::query_parameters::CommitContainerOptions {
+                    container: Some(id.to_string()),
+                    repo: Some(repo.to_string()),
+                    tag: Some(tag.to_string()),
+                    comment: Some(comment.to_string()),
+                    pause: true,
+                    ..Default::default()
+                },
+                bollard::models::ContainerConfig::default(),
+            )
+            .await?;
+        Ok(r.id)
+    }
+
+    /// The container's log, stdout and stderr interleaved as written; `follow` keeps streaming.
+    pub fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+    ) -> impl futures_util::Stream<Item = Result<String>> + '_ {
+        self.docker
+            .logs(
+                id,
+                Some(bollard::query_parameters::LogsOptions {
+                    stdout: true,
+                    stderr: true,
+                    follow,
+                    tail: "all".into(),
+                    ..Default::default()
+                }),
+            )
+            .map(|r| r.map(|l| l.to_string()).map_err(CoreError::from))
     }
 }
 
@@ -239,6 +587,8 @@ impl GpuClaim {
 pub struct ContainerDirectory {
     names: HashMap<String, String>,
     claims: Vec<(ContainerRef, GpuClaim)>,
+    /// Container id → the replicaSet it belongs to (label `gpudeck.replicaset`).
+    managed: HashMap<String, String>,
 }
 
 impl ContainerDirectory {
@@ -262,6 +612,29 @@ impl ContainerDirectory {
         v
     }
 
+    /// GPUs (by UUID, among `gpus`) that running or paused containers hold outside `owner`'s
+    /// own containers: other replicaSets' and unmanaged containers'.
+    pub fn held_outside(
+        &self,
+        owner: &str,
+        gpus: &[crate::alloc::GpuCandidate],
+    ) -> std::collections::HashSet<String> {
+        self.claims
+            .iter()
+            .filter(|(r, _)| self.managed.get(&r.id).map(String::as_str) != Some(owner))
+            .flat_map(|(_, c)| {
+                gpus.iter()
+                    .filter(|g| c.covers(g.index, Some(&g.uuid)))
+                    .map(|g| g.uuid.clone())
+            })
+            .collect()
+    }
+
+    /// The replicaSet a container belongs to, if any.
+    pub fn replicaset_of(&self, id: &str) -> Option<&str> {
+        self.managed.get(id).map(String::as_str)
+    }
+
     #[cfg(test)]
     pub fn with(names: &[(&str, &str)], claims: Vec<(&str, GpuClaim)>) -> Self {
         let names: HashMap<String, String> = names
@@ -280,7 +653,11 @@ impl ContainerDirectory {
                 )
             })
             .collect();
-        ContainerDirectory { names, claims }
+        ContainerDirectory {
+            names,
+            claims,
+            managed: HashMap::new(),
+        }
     }
 }
 

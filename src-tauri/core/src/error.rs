@@ -25,6 +25,25 @@ pub enum CoreError {
     #[error("{requested} host port(s) requested, {free} free in the configured range. Widen the port range in Settings, or free ports.")]
     NotEnoughPorts { requested: u32, free: u32 },
 
+    #[error("Invalid {what}: {reason}. Nothing was changed.")]
+    InvalidInput { what: String, reason: String },
+
+    #[error("No replicaSet is named \"{0}\". `gpudeck rs ls` lists them.")]
+    RsNotFound(String),
+
+    #[error("A replicaSet named \"{0}\" already exists. Pick another name, or delete it first.")]
+    RsExists(String),
+
+    #[error("The image \"{0}\" is not on this machine. Pull or build it first (`docker images` lists what is here).")]
+    ImageMissing(String),
+
+    #[error("The replicaSet \"{name}\" is {state}; {hint}")]
+    RsState {
+        name: String,
+        state: String,
+        hint: String,
+    },
+
     #[error("The setting \"{field}\" is invalid: {reason}")]
     InvalidSetting { field: String, reason: String },
 
@@ -51,6 +70,11 @@ impl CoreError {
             CoreError::NvmlUnavailable(_) => "nvml_unavailable",
             CoreError::NotEnoughGpus { .. } => "not_enough_gpus",
             CoreError::NotEnoughPorts { .. } => "not_enough_ports",
+            CoreError::InvalidInput { .. } => "invalid_input",
+            CoreError::RsNotFound(_) => "rs_not_found",
+            CoreError::RsExists(_) => "rs_exists",
+            CoreError::ImageMissing(_) => "image_missing",
+            CoreError::RsState { .. } => "rs_state",
             CoreError::InvalidSetting { .. } => "invalid_setting",
             CoreError::DatabaseTooNew { .. } => "database_too_new",
             CoreError::Database(_) => "database_error",

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod error;
 pub mod gpu;
 pub mod paths;
+pub mod replicaset;
 pub mod settings;
 pub mod store;
 
@@ -30,6 +31,9 @@ mod bindings {
         crate::docker::DockerStatus::export_all(&cfg).unwrap();
         crate::doctor::DoctorCheck::export_all(&cfg).unwrap();
         crate::error::ErrorPayload::export_all(&cfg).unwrap();
+        crate::replicaset::RsInfo::export_all(&cfg).unwrap();
+        crate::store::VersionRecord::export_all(&cfg).unwrap();
+        crate::docker::ExecOutput::export_all(&cfg).unwrap();
     }
 
     fn read_dir(dir: &Path) -> BTreeMap<String, String> {

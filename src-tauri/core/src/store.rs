@@ -47,6 +47,25 @@ const MIGRATIONS: &[&str] = &[
         owner      TEXT NOT NULL,
         claimed_at INTEGER NOT NULL
     );",
+    // 3: replicaSets and every version's full spec, what it got, and why it was made. History is
+    // read from here, never from anything that can be compacted away.
+    "CREATE TABLE replicasets (
+        name       TEXT PRIMARY KEY,
+        current    INTEGER NOT NULL,
+        stopped    INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE rs_versions (
+        name       TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        spec       TEXT NOT NULL,
+        gpus       TEXT NOT NULL,
+        ports      TEXT NOT NULL,
+        op         TEXT NOT NULL,
+        changes    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -78,10 +97,13 @@ impl Store {
         Ok(store)
     }
 
+    /// Applies the missing migrations in one write transaction: two processes opening a new
+    /// database at once (the app and the CLI) never both run the same migration.
     fn migrate(&mut self, label: &str) -> Result<()> {
-        let found: i64 = self
+        let tx = self
             .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found > SCHEMA_VERSION {
             return Err(CoreError::DatabaseTooNew {
                 path: label.to_string(),
@@ -89,12 +111,11 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
+        for sql in MIGRATIONS.iter().skip(found as usize) {
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
         }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -230,6 +251,274 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(v)
+    }
+}
+
+/// An operation begun and not finished (the app died in the middle).
+#[derive(Debug, Clone)]
+pub struct OpenOperation {
+    pub id: i64,
+    pub kind: String,
+    pub subject: String,
+    pub step: String,
+    pub payload: serde_json::Value,
+}
+
+impl Store {
+    pub fn journal_begin(
+        &mut self,
+        kind: &str,
+        subject: &str,
+        payload: &serde_json::Value,
+    ) -> Result<i64> {
+        let t = now_s();
+        self.conn.execute(
+            "INSERT INTO journal (kind, subject, step, payload, started_at, updated_at) VALUES (?1, ?2, 'begun', ?3, ?4, ?4)",
+            params![kind, subject, payload.to_string(), t],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn journal_step(&mut self, id: i64, step: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE journal SET step = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, step, now_s()],
+        )?;
+        Ok(())
+    }
+
+    pub fn journal_finish(&mut self, id: i64, outcome: &str) -> Result<()> {
+        let t = now_s();
+        self.conn.execute(
+            "UPDATE journal SET step = ?2, updated_at = ?3, finished_at = ?3 WHERE id = ?1",
+            params![id, outcome, t],
+        )?;
+        Ok(())
+    }
+
+    pub fn journal_open(&self) -> Result<Vec<OpenOperation>> {
+        let mut q = self.conn.prepare("SELECT id, kind, subject, step, payload FROM journal WHERE finished_at IS NULL ORDER BY id")?;
+        let v = q
+            .query_map([], |r| {
+                Ok(OpenOperation {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    subject: r.get(2)?,
+                    step: r.get(3)?,
+                    payload: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+}
+
+/// One stored version of a replicaSet.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionRecord {
+    pub name: String,
+    pub version: u32,
+    pub spec: crate::replicaset::RsSpec,
+    /// The GPU UUIDs it got.
+    pub gpus: Vec<String>,
+    /// (container port, host port).
+    pub ports: Vec<(u16, u16)>,
+    /// "run", "patch", "restart", "rollback 1", …
+    pub op: String,
+    /// What changed from the version before ("GPUs 3 → 1").
+    pub changes: Vec<String>,
+    #[ts(type = "number")]
+    pub created_at: i64,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl Store {
+    /// (current version, stopped) of a replicaSet, or `None`.
+    pub fn rs_current(&self, name: &str) -> Result<Option<(u32, bool)>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT current, stopped FROM replicasets WHERE name = ?1",
+                [name],
+                |r| Ok((r.get::<_, u32>(0)?, r.get::<_, bool>(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn rs_names(&self) -> Result<Vec<String>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT name FROM replicasets ORDER BY name")?;
+        let v = q
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// Records a new version and makes it current (one transaction).
+    pub fn rs_add_version(&mut self, rec: &VersionRecord) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO rs_versions (name, version, spec, gpus, ports, op, changes, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                rec.name,
+                rec.version,
+                json(&rec.spec),
+                json(&rec.gpus),
+                json(&rec.ports),
+                rec.op,
+                json(&rec.changes),
+                rec.created_at
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO replicasets (name, current, stopped, created_at) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT(name) DO UPDATE SET current = excluded.current, stopped = 0",
+            params![rec.name, rec.version, rec.created_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn rs_set_stopped(&mut self, name: &str, stopped: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE replicasets SET stopped = ?2 WHERE name = ?1",
+            params![name, stopped],
+        )?;
+        Ok(())
+    }
+
+    pub fn rs_versions(&self, name: &str) -> Result<Vec<VersionRecord>> {
+        let mut q = self.conn.prepare(
+            "SELECT name, version, spec, gpus, ports, op, changes, created_at FROM rs_versions WHERE name = ?1 ORDER BY version",
+        )?;
+        let rows = q.query_map([name], |r| {
+            let bad = |i: usize, e: serde_json::Error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            };
+            Ok(VersionRecord {
+                name: r.get(0)?,
+                version: r.get(1)?,
+                spec: serde_json::from_str(&r.get::<_, String>(2)?).map_err(|e| bad(2, e))?,
+                gpus: serde_json::from_str(&r.get::<_, String>(3)?).map_err(|e| bad(3, e))?,
+                ports: serde_json::from_str(&r.get::<_, String>(4)?).map_err(|e| bad(4, e))?,
+                op: r.get(5)?,
+                changes: serde_json::from_str(&r.get::<_, String>(6)?).map_err(|e| bad(6, e))?,
+                created_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Forgets a replicaSet and everything it holds (its history goes with it).
+    pub fn rs_delete(&mut self, name: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM rs_versions WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM replicasets WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM gpu_claims WHERE owner = ?1", [name])?;
+        tx.execute("DELETE FROM port_claims WHERE owner = ?1", [name])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every port claim, as (port, owner).
+    pub fn port_claims(&self) -> Result<Vec<(u16, String)>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT port, owner FROM port_claims ORDER BY port")?;
+        let v = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// The GPUs `owner` holds now.
+    pub fn gpus_of(&self, owner: &str) -> Result<Vec<String>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT uuid FROM gpu_claims WHERE owner = ?1 ORDER BY uuid")?;
+        let v = q
+            .query_map([owner], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// Gives `owner` back exactly these claims (undoing a failed new version). A GPU or port that
+    /// another owner took meanwhile stays theirs.
+    pub fn restore_claims(&mut self, owner: &str, gpus: &[String], ports: &[u16]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM gpu_claims WHERE owner = ?1", [owner])?;
+        tx.execute("DELETE FROM port_claims WHERE owner = ?1", [owner])?;
+        for u in gpus {
+            tx.execute(
+                "INSERT OR IGNORE INTO gpu_claims (uuid, owner, claimed_at) VALUES (?1, ?2, ?3)",
+                params![u, owner, now_s()],
+            )?;
+        }
+        for p in ports {
+            tx.execute(
+                "INSERT OR IGNORE INTO port_claims (port, owner, claimed_at) VALUES (?1, ?2, ?3)",
+                params![p, owner, now_s()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Claims exactly these GPUs for `owner` (continue after stop): fails, changing nothing, when
+    /// another owner or `held_elsewhere` has any of them.
+    pub fn claim_exact_gpus(
+        &mut self,
+        owner: &str,
+        uuids: &[String],
+        held_elsewhere: &HashSet<String>,
+    ) -> Result<std::result::Result<(), Vec<String>>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut taken = Vec::new();
+        for u in uuids {
+            let other: Option<String> = {
+                use rusqlite::OptionalExtension;
+                tx.query_row(
+                    "SELECT owner FROM gpu_claims WHERE uuid = ?1 AND owner <> ?2",
+                    params![u, owner],
+                    |r| r.get(0),
+                )
+                .optional()?
+            };
+            if other.is_some() || held_elsewhere.contains(u) {
+                taken.push(u.clone());
+            }
+        }
+        if !taken.is_empty() {
+            return Ok(Err(taken));
+        }
+        tx.execute("DELETE FROM gpu_claims WHERE owner = ?1", [owner])?;
+        for u in uuids {
+            tx.execute(
+                "INSERT INTO gpu_claims (uuid, owner, claimed_at) VALUES (?1, ?2, ?3)",
+                params![u, owner, now_s()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Ok(()))
     }
 }
 

@@ -1,0 +1,7 @@
+//! ReplicaSets: named, versioned GPU containers.
+
+mod service;
+mod spec;
+
+pub use service::{container_name, split_image, Env, ReplicaSets, RsInfo, RsStatus};
+pub use spec::*;
