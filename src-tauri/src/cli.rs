@@ -547,74 +547,39 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
     }
 }
 
-/// One used port of the range, and who uses it.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PortUse {
-    port: u16,
-    /// A replicaSet, a container, or "host" (a process outside Docker).
-    owner: String,
-    kind: &'static str,
-}
-
 async fn ports(settings: &Settings, json: bool) -> Result<i32> {
-    let range = settings.port_range;
     let data = DataDir::resolve()?;
     let store = Store::open(&data.database())?;
-    let mut used: std::collections::BTreeMap<u16, PortUse> = std::collections::BTreeMap::new();
-    for p in gpudeck_core::alloc::host_listening_ports() {
-        used.insert(
-            p,
-            PortUse {
-                port: p,
-                owner: "host".into(),
-                kind: "host",
-            },
-        );
-    }
-    if let Ok(d) = DockerAdapter::new(settings.docker_endpoint.as_deref()) {
-        if let Ok(d) = d.connect().await {
-            for (p, name) in d.published_ports().await.unwrap_or_default() {
-                used.insert(
-                    p,
-                    PortUse {
-                        port: p,
-                        owner: name,
-                        kind: "container",
-                    },
-                );
-            }
-        }
-    }
-    for (p, owner) in store.port_claims()? {
-        used.insert(
-            p,
-            PortUse {
-                port: p,
-                owner,
-                kind: "replicaset",
-            },
-        );
-    }
-    let in_range: Vec<PortUse> = used
-        .into_values()
-        .filter(|u| (range.start..=range.end).contains(&u.port))
-        .collect();
-    let total = u32::from(range.end - range.start) + 1;
+    let published = match DockerAdapter::new(settings.docker_endpoint.as_deref()) {
+        Ok(d) => match d.connect().await {
+            Ok(d) => d.published_ports().await.unwrap_or_default(),
+            Err(_) => vec![],
+        },
+        Err(_) => vec![],
+    };
+    let map = gpudeck_core::alloc::port_map(
+        settings.port_range,
+        &gpudeck_core::alloc::host_listening_ports(),
+        &published,
+        &store.port_claims()?,
+    );
     if json {
-        print_json(
-            &serde_json::json!({ "start": range.start, "end": range.end, "free": total - in_range.len() as u32, "used": in_range }),
-        )?;
+        print_json(&map)?;
     } else {
         println!(
             "range {}-{}: {} used, {} free",
-            range.start,
-            range.end,
-            in_range.len(),
-            total - in_range.len() as u32
+            map.start,
+            map.end,
+            map.used.len(),
+            map.free
         );
-        for u in in_range {
-            println!("{:>5}  {:<10} {}", u.port, u.kind, u.owner);
+        for u in map.used {
+            println!(
+                "{:>5}  {:<10} {}",
+                u.port,
+                format!("{:?}", u.kind).to_lowercase(),
+                u.owner
+            );
         }
     }
     Ok(0)

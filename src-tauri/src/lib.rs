@@ -28,6 +28,10 @@ pub fn run() -> Result<(), String> {
         .setup(|app| {
             let state = AppState::start(app.handle())?;
             app.manage(state);
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                handle.state::<AppState>().recover_when_connected().await;
+            });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -39,6 +43,17 @@ pub fn run() -> Result<(), String> {
             commands::system::docker_status,
             commands::system::doctor,
             commands::system::ui_ready,
+            commands::replicasets::rs_list,
+            commands::replicasets::rs_history,
+            commands::replicasets::rs_run,
+            commands::replicasets::rs_patch,
+            commands::replicasets::rs_rollback,
+            commands::replicasets::rs_action,
+            commands::replicasets::rs_commit,
+            commands::replicasets::rs_exec,
+            commands::replicasets::rs_logs,
+            commands::replicasets::images_local,
+            commands::replicasets::ports_map,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

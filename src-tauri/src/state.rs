@@ -1,9 +1,11 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use gpudeck_core::docker::{self, ContainerDirectory, DockerStatus};
+use gpudeck_core::alloc::GpuCandidate;
+use gpudeck_core::docker::{self, ContainerDirectory, DockerAdapter, DockerStatus};
 use gpudeck_core::gpu::{GpuSampler, SamplerHandle};
 use gpudeck_core::paths::{nvml_lib_from_env, DataDir};
+use gpudeck_core::replicaset::{Env, ReplicaSets};
 use gpudeck_core::settings::{Settings, STORE_KEY};
 use gpudeck_core::store::Store;
 use gpudeck_core::{CoreError, Result};
@@ -77,6 +79,71 @@ impl AppState {
             gpu_streams: Subscriptions::default(),
             store,
         })
+    }
+
+    /// A connected Docker client for one operation (the monitor keeps its own).
+    pub async fn docker_adapter(&self) -> Result<DockerAdapter> {
+        DockerAdapter::new(self.settings().docker_endpoint.as_deref())?
+            .connect()
+            .await
+    }
+
+    pub fn store(&self) -> Result<&Mutex<Store>> {
+        self.store.as_ref().map_err(|e| CoreError::Io {
+            path: self.data_dir.database().display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The replicaSet service over `docker`, with the GPUs as last sampled.
+    pub fn replicasets<'a>(
+        &'a self,
+        docker: &'a DockerAdapter,
+        settings: &'a Settings,
+    ) -> Result<ReplicaSets<'a>> {
+        let gpus = self
+            .sampler
+            .latest()
+            .gpus
+            .iter()
+            .filter_map(|g| {
+                Some(GpuCandidate {
+                    index: g.index,
+                    uuid: g.uuid.clone()?,
+                    memory_used_bytes: g.memory_used_bytes,
+                })
+            })
+            .collect();
+        Ok(ReplicaSets::new(Env {
+            docker,
+            store: self.store()?,
+            settings,
+            data_dir: &self.data_dir,
+            gpus,
+        }))
+    }
+
+    /// Once the engine answers, finishes or undoes what a crash left half done.
+    pub async fn recover_when_connected(&self) {
+        let mut status = self.docker.clone();
+        if status
+            .wait_for(|s| matches!(s, DockerStatus::Connected { .. }))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let result = async {
+            let docker = self.docker_adapter().await?;
+            let settings = self.settings();
+            self.replicasets(&docker, &settings)?.recover().await
+        }
+        .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("settled {n} operation(s) a previous run left unfinished"),
+            Err(e) => tracing::error!("recovery failed: {e}"),
+        }
     }
 
     pub fn settings(&self) -> Settings {

@@ -3,109 +3,17 @@
 // Screenshots land in tests/e2e/artifacts/.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, renameSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
-import { WebDriver } from "./webdriver.mjs";
-
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const app = process.env.GPUDECK_BIN ?? join(repo, "target/debug/gpudeck");
-const artifacts = join(repo, "tests/e2e/artifacts");
-mkdirSync(artifacts, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), "gpudeck-e2e-"));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-const fakeLib = join(work, "libnvidia-ml.so.1");
-execFileSync("cc", ["-shared", "-fPIC", "-O2", "-o", fakeLib, join(repo, "tests/fake-nvml/fake_nvml.c"), "-lpthread"]);
-const readings = join(work, "gpus.txt");
-const gpu = (i, util) =>
-  `gpu ${i} GPU-e2e00000-0000-4000-8000-${String(i).padStart(12, "0")} ${80 * 2 ** 30} ${(i + 1) * 2 ** 30} ${util} 7 ${45 + i} ${150000 + i * 1000} 400000 -1 1410 1410 1593 8 0 NVIDIA A100-SXM4-80GB`;
-function writeReadings(utils) {
-  const text = ["driver 550.54.15", "cuda 12040", ...utils.map((u, i) => gpu(i, u))].join("\n") + "\n";
-  writeFileSync(readings + ".tmp", text);
-  renameSync(readings + ".tmp", readings);
-}
-writeReadings([11, 22, 33, 44]);
-
-async function freePort() {
-  return new Promise((res) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-const children = [];
-function stopAll() {
-  // SIGTERM lets tauri-driver stop WebKitWebDriver; SIGKILL would orphan it and hang pipes.
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGTERM");
-}
-
-async function display() {
-  if (process.env.DISPLAY) return process.env.DISPLAY;
-  for (let n = 90; n < 110; n++) {
-    if (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) continue;
-    const x = spawn("Xvfb", [`:${n}`, "-screen", "0", "1280x860x24", "-nolisten", "tcp"], { stdio: "ignore" });
-    children.push(x);
-    for (let i = 0; i < 50 && !existsSync(`/tmp/.X11-unix/X${n}`); i++) await sleep(100);
-    return `:${n}`;
-  }
-  throw new Error("no free X display for Xvfb");
-}
-
-/** A tauri-driver with the app's environment (capabilities carry no env) and its own data dir. */
-async function driver(env) {
-  const port = await freePort();
-  const nativePort = await freePort();
-  const td = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  children.push(td);
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${base}/status`)).ok) break;
-    } catch {
-      await sleep(100);
-    }
-  }
-  return { wd: new WebDriver(base), stop: () => td.kill("SIGTERM") };
-}
-
-async function shot(wd, name) {
-  // Let the page paint its latest state before the capture.
-  await wd.cmd("POST", "/execute/async", { script: "requestAnimationFrame(() => requestAnimationFrame(arguments[0]))", args: [] });
-  await sleep(300);
-  const png = Buffer.from(await wd.screenshot(), "base64");
-  writeFileSync(join(artifacts, name), png);
-  assert.ok(png.length > 10000, `${name} looks empty (${png.length} bytes)`);
-}
+import { setup, shot, sleep } from "./harness.mjs";
 
 describe("GPU page on a fake NVML with 4 GPUs", () => {
-  let wd, drv, env;
+  let h, wd, writeReadings, app;
   before(async () => {
-    assert.ok(existsSync(app), `build the app first: ${app}`);
-    env = {
-      DISPLAY: await display(),
-      FAKE_NVML_FILE: readings,
-      GPUDECK_NVML_LIB: fakeLib,
-      XDG_DATA_HOME: join(work, "xdg"),
-      LANG: "C",
-    };
-    delete process.env.GPUDECK_DATA_DIR;
-    drv = await driver(env);
-    wd = drv.wd;
-    await wd.start(app);
+    h = await setup({ gpus: 4, tag: "e2e1" });
+    ({ wd, app } = h);
+    writeReadings = h.fake.write;
+    writeReadings([11, 22, 33, 44]);
   });
-  after(async () => {
-    await wd?.stop();
-    stopAll();
-  });
+  after(() => h?.stop());
 
   it("shows 4 named GPUs", async () => {
     const cards = await wd.until("4 GPU cards", async () => {
@@ -177,22 +85,12 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
 });
 
 describe("GPU page with no NVIDIA driver and no Docker engine", () => {
-  let wd;
+  let h, wd;
   before(async () => {
-    const drv = await driver({
-      DISPLAY: await display(),
-      GPUDECK_NVML_LIB: "/nonexistent/libnvidia-ml.so.1",
-      DOCKER_HOST: "unix:///nonexistent/docker.sock",
-      XDG_DATA_HOME: join(work, "xdg-nodriver"),
-      LANG: "C",
-    });
-    wd = drv.wd;
-    await wd.start(app);
+    h = await setup({ nvml: false, env: { GPUDECK_NVML_LIB: "/nonexistent/libnvidia-ml.so.1", DOCKER_HOST: "unix:///nonexistent/docker.sock" } });
+    wd = h.wd;
   });
-  after(async () => {
-    await wd?.stop();
-    stopAll();
-  });
+  after(() => h?.stop());
 
   it("opens all the same, says what is missing, and how to fix it", async () => {
     const box = await wd.until("empty state", () => wd.find('[data-testid="no-driver"]'));

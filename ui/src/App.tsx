@@ -6,6 +6,8 @@ import type { Language } from "./bindings/Language";
 import { DockerBadge } from "./components/DockerBadge";
 import { LANGUAGES } from "./i18n";
 import { GpusPage } from "./pages/GpusPage";
+import { PortsPage } from "./pages/PortsPage";
+import { ReplicaSetsPage } from "./pages/ReplicaSetsPage";
 import { SettingsPage } from "./pages/SettingsPage";
 import { SystemPage } from "./pages/SystemPage";
 import { useSettings } from "./settings";
@@ -13,6 +15,8 @@ import { useSettings } from "./settings";
 // Only pages that work are listed; later capabilities add theirs here.
 const PAGES = [
   { id: "gpus", Page: GpusPage },
+  { id: "replicasets", Page: ReplicaSetsPage },
+  { id: "ports", Page: PortsPage },
   { id: "system", Page: SystemPage },
   { id: "settings", Page: SettingsPage },
 ] as const;

@@ -8,6 +8,13 @@ import type { ErrorPayload } from "./bindings/ErrorPayload";
 import type { GpuSnapshot } from "./bindings/GpuSnapshot";
 import type { HistoryPoint } from "./bindings/HistoryPoint";
 import type { Settings } from "./bindings/Settings";
+import type { ExecOutput } from "./bindings/ExecOutput";
+import type { PortMap } from "./bindings/PortMap";
+import type { RsInfo } from "./bindings/RsInfo";
+import type { RsSpec } from "./bindings/RsSpec";
+import type { VersionRecord } from "./bindings/VersionRecord";
+
+export type RsAction = "stop" | "pause" | "continue" | "restart" | "delete";
 
 export function isErrorPayload(e: unknown): e is ErrorPayload {
   return typeof e === "object" && e !== null && "code" in e && "message" in e;
@@ -35,4 +42,15 @@ export const api = {
     return invoke<number>("gpu_subscribe", { onSample: ch });
   },
   gpuUnsubscribe: (id: number) => invoke<void>("gpu_unsubscribe", { id }),
+  rsList: () => invoke<RsInfo[]>("rs_list"),
+  rsHistory: (name: string) => invoke<VersionRecord[]>("rs_history", { name }),
+  rsRun: (name: string, spec: RsSpec) => invoke<RsInfo>("rs_run", { name, spec }),
+  rsPatch: (name: string, gpus: number) => invoke<RsInfo>("rs_patch", { name, gpus }),
+  rsRollback: (name: string, version: number) => invoke<RsInfo>("rs_rollback", { name, version }),
+  rsAction: (name: string, action: RsAction) => invoke<RsInfo | null>("rs_action", { name, action }),
+  rsCommit: (name: string, image: string, message: string) => invoke<string>("rs_commit", { name, image, message }),
+  rsExec: (name: string, command: string[], timeoutS: number) => invoke<ExecOutput>("rs_exec", { name, command, timeoutS }),
+  rsLogs: (name: string) => invoke<string>("rs_logs", { name }),
+  imagesLocal: () => invoke<string[]>("images_local"),
+  portsMap: () => invoke<PortMap>("ports_map"),
 };

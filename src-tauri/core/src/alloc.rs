@@ -80,6 +80,86 @@ pub fn choose_ports(
     Ok(out)
 }
 
+/// One used port of the range, and who uses it.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PortUse {
+    pub port: u16,
+    /// The replicaSet, the container, or "host" (a process outside Docker).
+    pub owner: String,
+    pub kind: PortOwnerKind,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize, ts_rs::TS, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PortOwnerKind {
+    Replicaset,
+    Container,
+    Host,
+}
+
+/// The configured range at a glance.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMap {
+    pub start: u16,
+    pub end: u16,
+    pub free: u32,
+    pub used: Vec<PortUse>,
+}
+
+/// Merges what holds ports (later sources win: a replicaSet's claim names it better than the
+/// container that publishes the port, which names it better than "host").
+pub fn port_map(
+    range: PortRange,
+    host: &HashSet<u16>,
+    published: &[(u16, String)],
+    claims: &[(u16, String)],
+) -> PortMap {
+    let mut used = std::collections::BTreeMap::new();
+    for p in host {
+        used.insert(
+            *p,
+            PortUse {
+                port: *p,
+                owner: "host".into(),
+                kind: PortOwnerKind::Host,
+            },
+        );
+    }
+    for (p, name) in published {
+        used.insert(
+            *p,
+            PortUse {
+                port: *p,
+                owner: name.clone(),
+                kind: PortOwnerKind::Container,
+            },
+        );
+    }
+    for (p, owner) in claims {
+        used.insert(
+            *p,
+            PortUse {
+                port: *p,
+                owner: owner.clone(),
+                kind: PortOwnerKind::Replicaset,
+            },
+        );
+    }
+    let used: Vec<PortUse> = used
+        .into_values()
+        .filter(|u| (range.start..=range.end).contains(&u.port))
+        .collect();
+    let total = u32::from(range.end - range.start) + 1;
+    PortMap {
+        start: range.start,
+        end: range.end,
+        free: total - used.len() as u32,
+        used,
+    }
+}
+
 /// Ports in LISTEN state in the text of `/proc/net/tcp` or `/proc/net/tcp6`.
 pub fn listening_ports(proc_net_tcp: &str) -> HashSet<u16> {
     proc_net_tcp
@@ -171,6 +251,35 @@ mod tests {
             vec![65535]
         );
         assert!(choose_ports(edge, &HashSet::new(), &[], 2).is_err());
+    }
+
+    #[test]
+    fn port_map_names_the_best_owner() {
+        let r = PortRange {
+            start: 40000,
+            end: 40009,
+        };
+        let host: HashSet<u16> = [22, 40000, 40001].into();
+        let m = port_map(
+            r,
+            &host,
+            &[(40001, "foo-2".into()), (40002, "web".into())],
+            &[(40001, "foo".into())],
+        );
+        let owners: Vec<(u16, &str, PortOwnerKind)> = m
+            .used
+            .iter()
+            .map(|u| (u.port, u.owner.as_str(), u.kind))
+            .collect();
+        assert_eq!(
+            owners,
+            vec![
+                (40000, "host", PortOwnerKind::Host),
+                (40001, "foo", PortOwnerKind::Replicaset),
+                (40002, "web", PortOwnerKind::Container)
+            ]
+        );
+        assert_eq!(m.free, 7);
     }
 
     #[test]

@@ -287,6 +287,9 @@ impl DockerAdapter {
                 binds: Some(a.spec.binds.iter().map(|b| b.to_docker()).collect()),
                 port_bindings: Some(bindings),
                 device_requests,
+                // docker-init as PID 1: signals reach the workload (stop takes a moment, not
+                // the 10 s kill timeout) and zombies are reaped.
+                init: Some(true),
                 ..Default::default()
             }),
             ..Default::default()
@@ -489,6 +492,24 @@ impl DockerAdapter {
                 reason: format!("the command did not finish within {} s", timeout.as_secs()),
             }),
         }
+    }
+
+    /// Local images by tag (`repo:tag`), for the image picker.
+    pub async fn image_tags(&self) -> Result<Vec<String>> {
+        let list = self
+            .docker
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                all: false,
+                ..Default::default()
+            }))
+            .await?;
+        let mut tags: Vec<String> = list
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t != "<none>:<none>")
+            .collect();
+        tags.sort();
+        Ok(tags)
     }
 
     /// Commits a container to `repo:tag`.

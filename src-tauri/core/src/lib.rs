@@ -34,6 +34,7 @@ mod bindings {
         crate::replicaset::RsInfo::export_all(&cfg).unwrap();
         crate::store::VersionRecord::export_all(&cfg).unwrap();
         crate::docker::ExecOutput::export_all(&cfg).unwrap();
+        crate::alloc::PortMap::export_all(&cfg).unwrap();
     }
 
     fn read_dir(dir: &Path) -> BTreeMap<String, String> {

@@ -1,5 +1,6 @@
 //! Tauri command handlers: a few lines each, calling the core.
 
 pub mod gpus;
+pub mod replicasets;
 pub mod settings;
 pub mod system;

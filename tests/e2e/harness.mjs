@@ -1,0 +1,114 @@
+// The end-to-end harness: the fake NVML and its readings file, an X display (Xvfb when none),
+// tauri-driver with the app's environment, and screenshots into tests/e2e/artifacts/.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, renameSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import assert from "node:assert/strict";
+import { WebDriver } from "./webdriver.mjs";
+
+export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const app = process.env.GPUDECK_BIN ?? join(repo, "target/debug/gpudeck");
+const artifacts = join(repo, "tests/e2e/artifacts");
+mkdirSync(artifacts, { recursive: true });
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A fake NVML serving `n` A100s from a file the test rewrites. */
+export function fakeNvml(work, n, tag) {
+  const lib = join(work, "libnvidia-ml.so.1");
+  execFileSync("cc", ["-shared", "-fPIC", "-O2", "-o", lib, join(repo, "tests/fake-nvml/fake_nvml.c"), "-lpthread"]);
+  const file = join(work, "gpus.txt");
+  const gpu = (i, util) =>
+    `gpu ${i} GPU-${tag}${String(process.pid).padStart(6, "0")}-0000-4000-8000-${String(i).padStart(12, "0")} ${80 * 2 ** 30} ${(i + 1) * 2 ** 30} ${util} 7 ${45 + i} ${150000 + i * 1000} 400000 -1 1410 1410 1593 8 0 NVIDIA A100-SXM4-80GB`;
+  const write = (utils) => {
+    const text = ["driver 550.54.15", "cuda 12040", ...utils.map((u, i) => gpu(i, u))].join("\n") + "\n";
+    writeFileSync(file + ".tmp", text);
+    renameSync(file + ".tmp", file);
+  };
+  write(Array.from({ length: n }, (_, i) => 11 * (i + 1)));
+  return { lib, file, write };
+}
+
+async function freePort() {
+  return new Promise((res) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+const children = [];
+let xvfb = null;
+async function display() {
+  if (process.env.DISPLAY) return process.env.DISPLAY;
+  if (xvfb) return xvfb;
+  for (let n = 90; n < 120; n++) {
+    if (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) continue;
+    const x = spawn("Xvfb", [`:${n}`, "-screen", "0", "1280x860x24", "-nolisten", "tcp"], { stdio: "ignore" });
+    x.unref();
+    children.push(x);
+    for (let i = 0; i < 50 && !existsSync(`/tmp/.X11-unix/X${n}`); i++) await sleep(100);
+    xvfb = `:${n}`;
+    return xvfb;
+  }
+  throw new Error("no free X display for Xvfb");
+}
+
+/** Starts tauri-driver with `env` (capabilities carry no env) and a session on the app. */
+export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = true } = {}) {
+  const work = mkdtempSync(join(tmpdir(), "gpudeck-e2e-"));
+  const fake = nvml ? fakeNvml(work, gpus, tag) : null;
+  const env = {
+    ...process.env,
+    DISPLAY: await display(),
+    XDG_DATA_HOME: join(work, "xdg"),
+    LANG: "C",
+    ...(fake ? { FAKE_NVML_FILE: fake.file, GPUDECK_NVML_LIB: fake.lib } : {}),
+    ...extra,
+  };
+  delete env.GPUDECK_DATA_DIR;
+  const port = await freePort();
+  const td = spawn("tauri-driver", ["--port", String(port), "--native-port", String(await freePort())], { env, stdio: ["ignore", "inherit", "inherit"] });
+  children.push(td);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/status`)).ok) break;
+    } catch {
+      await sleep(100);
+    }
+  }
+  assert.ok(existsSync(app), `build the app first: ${app}`);
+  const wd = new WebDriver(base);
+  await wd.start(app);
+  await wd.until("the app shell", () => wd.find('[data-testid="nav-gpus"]'));
+  return {
+    wd,
+    env,
+    app,
+    fake,
+    stop: async () => {
+      await wd.stop();
+      // SIGTERM lets tauri-driver stop WebKitWebDriver; SIGKILL would orphan it and hang pipes.
+      td.kill("SIGTERM");
+    },
+  };
+}
+
+export function stopAll() {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGTERM");
+  xvfb = null;
+}
+process.on("exit", stopAll);
+
+export async function shot(wd, name) {
+  // Let the page paint its latest state before the capture.
+  await wd.cmd("POST", "/execute/async", { script: "requestAnimationFrame(() => requestAnimationFrame(arguments[0]))", args: [] });
+  await sleep(300);
+  const png = Buffer.from(await wd.screenshot(), "base64");
+  writeFileSync(join(artifacts, name), png);
+  assert.ok(png.length > 10000, `${name} looks empty (${png.length} bytes)`);
+}
