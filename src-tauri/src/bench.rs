@@ -6,7 +6,12 @@
 //!    processes).
 //! 3. Cold start: process spawn to the GPU page showing data (the UI reports it; see `ui_ready`).
 //!
-//! Usage: gpudeck-bench [--app PATH] [--seconds N]   (needs cc, Xvfb; run from the repo root)
+//! 4. ReplicaSets (with `--replicasets`, needs the Docker engine and the rig's test image):
+//!    `gpudeck rs run` vs `docker run`; a patch carrying ~200 MB of changes vs `docker commit` +
+//!    `docker run` of the same container; and the same patch over a 50 MB and a 500 MB image.
+//!
+//! Usage: gpudeck-bench [--app PATH] [--seconds N] [--replicasets --cli PATH]
+//!        (needs cc, Xvfb; run from the repo root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step should stop it
 
 use std::io::{BufRead, BufReader};
@@ -192,6 +197,162 @@ fn app_figures(app: &Path, lib: &Path, work: &Path, secs: u64) {
     let _ = xvfb.wait();
 }
 
+fn sh(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn timed(cmd: &mut Command) -> f64 {
+    let t = Instant::now();
+    sh(cmd);
+    t.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+const IMAGE: &str = "gpudeck-test/busybox:latest";
+const IDLE: [&str; 2] = ["sleep", "1000000"];
+
+/// An image of about `mb` MB: the test image plus a file of random bytes.
+fn padded_image(mb: u32) -> String {
+    let tag = format!("gpudeck-bench/pad{mb}:latest");
+    if Command::new("docker")
+        .args(["image", "inspect", &tag])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return tag;
+    }
+    let c = format!("gpudeck-bench-pad{mb}");
+    let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+    sh(Command::new("docker")
+        .args([
+            "run",
+            "--name",
+            &c,
+            IMAGE,
+            "dd",
+            "if=/dev/urandom",
+            "of=/pad",
+            "bs=1M",
+        ])
+        .arg(format!("count={mb}")));
+    sh(Command::new("docker").args(["commit", &c, &tag]));
+    sh(Command::new("docker").args(["rm", "-f", &c]));
+    tag
+}
+
+fn replicasets(cli: &Path, work: &Path) {
+    let gd = |args: &[&str]| {
+        let mut c = Command::new(cli);
+        c.args(args)
+            .env("GPUDECK_DATA_DIR", work.join("rs-data"))
+            .env("GPUDECK_NVML_LIB", work.join("libnvidia-ml.so.1"));
+        c
+    };
+    let docker = |args: &[&str]| {
+        let mut c = Command::new("docker");
+        c.args(args);
+        c
+    };
+    // 1. run vs docker run, 5 each, alternating.
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    for i in 0..5 {
+        let n = format!("benchrun{i}");
+        ours.push(timed(
+            gd(&["rs", "run", &n, "--image", IMAGE, "--"]).args(IDLE),
+        ));
+        theirs.push(timed(
+            docker(&[
+                "run",
+                "-d",
+                "--init",
+                "--name",
+                &format!("bench-plain-{i}"),
+                IMAGE,
+            ])
+            .args(IDLE),
+        ));
+        sh(&mut gd(&["rs", "rm", &n]));
+        sh(&mut docker(&["rm", "-f", &format!("bench-plain-{i}")]));
+    }
+    let (o, t) = (median(ours), median(theirs));
+    println!(
+        "rs run vs docker run: {o:.2} s vs {t:.2} s = {:.2}x (target <= 1.10x)",
+        o / t
+    );
+
+    // 2. a patch carrying 200 MB of changes vs docker commit + docker run.
+    let write = [
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/changed bs=1M count=200 2>/dev/null",
+    ];
+    sh(gd(&["rs", "run", "benchpatch", "--image", IMAGE, "--"]).args(IDLE));
+    sh(gd(&["rs", "exec", "benchpatch", "--"]).args(write));
+    let ours = timed(&mut gd(&["rs", "patch", "benchpatch", "--gpus", "0"]));
+    sh(&mut gd(&["rs", "rm", "benchpatch"]));
+    sh(docker(&["run", "-d", "--init", "--name", "bench-commit", IMAGE]).args(IDLE));
+    sh(docker(&["exec", "bench-commit"]).args(write));
+    let t0 = Instant::now();
+    sh(&mut docker(&[
+        "commit",
+        "bench-commit",
+        "gpudeck-bench/committed:latest",
+    ]));
+    sh(docker(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "bench-commit-2",
+        "gpudeck-bench/committed:latest",
+    ])
+    .args(IDLE));
+    let theirs = t0.elapsed().as_secs_f64();
+    sh(&mut docker(&["rm", "-f", "bench-commit", "bench-commit-2"]));
+    sh(&mut docker(&["rmi", "gpudeck-bench/committed:latest"]));
+    println!("patch with 200 MB changed vs docker commit + docker run: {ours:.2} s vs {theirs:.2} s = {:.2}x (target <= 0.6x)", ours / theirs);
+
+    // 3. the same patch over a 50 MB and a 500 MB image.
+    let mut times = vec![];
+    for mb in [50, 500] {
+        let img = padded_image(mb);
+        let n = format!("benchimg{mb}");
+        sh(gd(&["rs", "run", &n, "--image", &img, "--"]).args(IDLE));
+        sh(&mut gd(&[
+            "rs",
+            "exec",
+            &n,
+            "--",
+            "sh",
+            "-c",
+            "dd if=/dev/urandom of=/changed bs=1M count=20 2>/dev/null",
+        ]));
+        let mut v = vec![];
+        for _ in 0..3 {
+            v.push(timed(&mut gd(&["rs", "restart", &n])));
+        }
+        times.push(median(v));
+        sh(&mut gd(&["rs", "rm", &n]));
+    }
+    println!(
+        "patch (20 MB changed) over a 50 MB vs a 500 MB image: {:.2} s vs {:.2} s = {:.2}x (target within 10 %)",
+        times[0],
+        times[1],
+        times[1] / times[0]
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -205,7 +366,14 @@ fn main() {
     let work = std::env::temp_dir().join(format!("gpudeck-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let lib = build_fake(&work);
-    sampler_cost(&lib, secs.min(30));
+    if args.iter().any(|a| a == "--replicasets") {
+        let cli = arg("--cli")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
+        replicasets(&cli, &work);
+    } else {
+        sampler_cost(&lib, secs.min(30));
+    }
     if let Some(app) = app {
         app_figures(&app, &lib, &work, secs);
     }
