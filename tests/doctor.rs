@@ -116,10 +116,12 @@ async fn monitor_reconnects_when_the_endpoint_is_fixed() {
         endpoint: String::new(),
     });
     let dir = std::sync::Arc::new(std::sync::RwLock::new(ContainerDirectory::default()));
+    let (ch_tx, ch_rx) = watch::channel(0u64);
     let task = tokio::spawn(docker::monitor(
         ep_rx,
         st_tx,
         dir.clone(),
+        ch_tx,
         Duration::from_secs(30),
     ));
 
@@ -169,6 +171,8 @@ async fn monitor_reconnects_when_the_endpoint_is_fixed() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let seen = *ch_rx.borrow();
+    assert!(seen >= 1, "the monitor counts its refreshes");
     drop(c);
     // A removed container leaves the directory on the engine's event.
     let end = std::time::Instant::now() + Duration::from_secs(5);
@@ -179,5 +183,6 @@ async fn monitor_reconnects_when_the_endpoint_is_fixed() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(*ch_rx.borrow() > seen, "the removal was announced");
     task.abort();
 }

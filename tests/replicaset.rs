@@ -276,6 +276,20 @@ fn bad_input_is_refused_and_changes_nothing() {
     }
     assert!(docker_ok(&["ps", "-aq", "--filter", "label=gpudeck.replicaset=okname"]).is_empty());
     assert_eq!(rig.ok(&["rs", "ls"]).as_array().unwrap().len(), 0);
+
+    // An admin may allow system binds; then the same bind is accepted (read-only here).
+    let settings = rig.fake.dir.path().join("data/settings.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    v["settings"]["allowSystemBinds"] = Value::Bool(true);
+    std::fs::write(&settings, v.to_string()).unwrap();
+    let rs = name("sys");
+    let info = rig.run_rs(&rs, &["--bind", "/etc:/host-etc:ro"]);
+    assert_eq!(info["status"], "running");
+    assert_eq!(
+        rig.sh(&rs, "test -f /host-etc/passwd && echo yes")["stdout"],
+        "yes\n"
+    );
+    rig.cleanup(&rs);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! and thin command handlers (one module per domain under `commands/`).
 
 pub mod cli;
-mod commands;
+pub(crate) mod commands;
 mod state;
 
 use tauri::Manager;
@@ -51,9 +51,14 @@ pub fn run() -> Result<(), String> {
             commands::replicasets::rs_action,
             commands::replicasets::rs_commit,
             commands::replicasets::rs_exec,
-            commands::replicasets::rs_logs,
             commands::replicasets::images_local,
             commands::replicasets::ports_map,
+            commands::terminal::rs_terminal_open,
+            commands::terminal::rs_terminal_input,
+            commands::terminal::rs_terminal_resize,
+            commands::terminal::rs_terminal_close,
+            commands::terminal::rs_logs_follow,
+            commands::terminal::stream_close,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -22,8 +22,9 @@ pub struct AppState {
     pub sampler: SamplerHandle,
     pub docker: watch::Receiver<DockerStatus>,
     docker_endpoint: watch::Sender<Option<String>>,
-    /// The tasks forwarding GPU snapshots to the UI, by subscription id.
-    pub gpu_streams: Subscriptions,
+    /// The tasks streaming to the UI (GPU snapshots, followed logs), by subscription id.
+    pub streams: Subscriptions,
+    pub terminals: crate::commands::terminal::Terminals,
     /// The SQLite store; `Err` keeps the app usable (GPU page) and says why the rest is not.
     pub store: std::result::Result<Mutex<Store>, CoreError>,
 }
@@ -54,12 +55,22 @@ impl AppState {
                 .unwrap_or_else(docker::default_endpoint),
         });
         let (endpoint_tx, endpoint_rx) = watch::channel(settings.docker_endpoint.clone());
+        let (changes_tx, mut changes_rx) = watch::channel(0u64);
         tauri::async_runtime::spawn(docker::monitor(
             endpoint_rx,
             status_tx,
             directory,
+            changes_tx,
             DOCKER_RETRY,
         ));
+        // Container changes (from the app, the CLI or anyone) reach the UI as `containers-changed`.
+        let handle = app.clone();
+        tauri::async_runtime::spawn(async move {
+            while changes_rx.changed().await.is_ok() {
+                let n = *changes_rx.borrow_and_update();
+                let _ = handle.emit("containers-changed", n);
+            }
+        });
         // Every status change reaches the UI as a `docker-status` event.
         let mut changes = status_rx.clone();
         let handle = app.clone();
@@ -76,7 +87,8 @@ impl AppState {
             sampler,
             docker: status_rx,
             docker_endpoint: endpoint_tx,
-            gpu_streams: Subscriptions::default(),
+            streams: Subscriptions::default(),
+            terminals: Default::default(),
             store,
         })
     }

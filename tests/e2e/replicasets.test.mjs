@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { setup, shot } from "./harness.mjs";
+import { setup, shot, sleep } from "./harness.mjs";
 
 const name = `e2e${process.pid}`;
 
@@ -42,7 +42,7 @@ describe("ReplicaSets by clicking", () => {
     await wd.click(await wd.until("image option", () => wd.find('[data-testid="rs-form-image"] option[value="gpudeck-test/busybox:latest"]')));
     await type('[data-testid="rs-form-gpus"]', "2");
     await type('input[placeholder="22, 8888"]', "22");
-    await type('[data-testid="rs-form-command"]', "sleep 1000000");
+    await type('[data-testid="rs-form-command"]', `sh -c "echo started-ok; exec sleep 1000000"`);
     assert.match(await wd.text(await wd.find('[data-testid="rs-form-free"]')), /4 of 4 GPUs free/);
     await wd.click(await wd.find('[data-testid="rs-form-submit"]'));
     await wd.until("running", async () => (await status()) === "running", 20000);
@@ -86,6 +86,21 @@ describe("ReplicaSets by clicking", () => {
     await wd.until("Chinese", async () => (await status()) === "运行中");
     await shot(wd, "rs-detail-zh.png");
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="en"]'));
+  });
+
+  it("opens a terminal in the container and follows its log", async () => {
+    await wd.click(await wd.find('[data-testid="rs-follow-logs"]'));
+    await wd.until("log line", async () => (await wd.text(await wd.find('[data-testid="rs-logs"]'))).includes("started-ok"), 10000);
+    await wd.click(await wd.find('[data-testid="rs-open-terminal"]'));
+    const input = await wd.until("xterm input", () => wd.find('[data-testid="rs-terminal"] .xterm-helper-textarea'));
+    await sleep(500);
+    await wd.cmd("POST", `/element/${input}/value`, { text: "echo term-$((40+2))\n" });
+    await wd.until("shell answered", async () => {
+      const rows = await wd.exec("return document.querySelector('[data-testid=rs-terminal] .xterm-rows')?.innerText ?? ''");
+      return rows.includes("term-42");
+    }, 10000);
+    await shot(wd, "rs-terminal-en.png");
+    await wd.click(await wd.find('[data-testid="rs-open-terminal"]'));
   });
 
   it("deletes it after asking", async () => {

@@ -32,6 +32,7 @@ export const api = {
   dockerStatus: () => invoke<DockerStatus>("docker_status"),
   onDockerStatus: (f: (s: DockerStatus) => void): Promise<UnlistenFn> =>
     listen<DockerStatus>("docker-status", (e) => f(e.payload)),
+  onContainersChanged: (f: () => void): Promise<UnlistenFn> => listen<number>("containers-changed", () => f()),
   doctor: () => invoke<DoctorCheck[]>("doctor"),
   uiReady: () => invoke<void>("ui_ready"),
   gpuHistory: () => invoke<Record<string, HistoryPoint[]>>("gpu_history"),
@@ -50,7 +51,20 @@ export const api = {
   rsAction: (name: string, action: RsAction) => invoke<RsInfo | null>("rs_action", { name, action }),
   rsCommit: (name: string, image: string, message: string) => invoke<string>("rs_commit", { name, image, message }),
   rsExec: (name: string, command: string[], timeoutS: number) => invoke<ExecOutput>("rs_exec", { name, command, timeoutS }),
-  rsLogs: (name: string) => invoke<string>("rs_logs", { name }),
   imagesLocal: () => invoke<string[]>("images_local"),
+  terminalOpen: (name: string, f: (text: string) => void): Promise<number> => {
+    const ch = new Channel<string>();
+    ch.onmessage = f;
+    return invoke<number>("rs_terminal_open", { name, onOutput: ch });
+  },
+  terminalInput: (id: number, data: string) => invoke<void>("rs_terminal_input", { id, data }),
+  terminalResize: (id: number, cols: number, rows: number) => invoke<void>("rs_terminal_resize", { id, cols, rows }),
+  terminalClose: (id: number) => invoke<void>("rs_terminal_close", { id }),
+  logsFollow: (name: string, f: (chunk: string) => void): Promise<number> => {
+    const ch = new Channel<string>();
+    ch.onmessage = f;
+    return invoke<number>("rs_logs_follow", { name, onChunk: ch });
+  },
+  streamClose: (id: number) => invoke<void>("stream_close", { id }),
   portsMap: () => invoke<PortMap>("ports_map"),
 };

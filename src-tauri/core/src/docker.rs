@@ -212,6 +212,13 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// An interactive shell in a container: what it prints, and where to type.
+pub struct Terminal {
+    pub exec_id: String,
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<u8>>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 /// Everything `create` needs beyond the spec.
 pub struct CreateArgs<'a> {
     pub container_name: &'a str,
@@ -512,6 +519,67 @@ impl DockerAdapter {
         Ok(tags)
     }
 
+    /// Opens an interactive shell (bash when the image has it, else sh) on a TTY in the container.
+    pub async fn terminal(&self, id: &str) -> Result<Terminal> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".into(),
+            "command -v bash >/dev/null && exec bash || exec sh".into(),
+        ];
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    env: Some(vec!["TERM=xterm-256color".to_string()]),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        match self
+            .docker
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: true,
+                    output_capacity: None,
+                }),
+            )
+            .await?
+        {
+            StartExecResults::Attached { output, input } => Ok(Terminal {
+                exec_id: exec.id,
+                output: Box::pin(
+                    output.map(|r| r.map(|o| o.into_bytes().to_vec()).map_err(CoreError::from)),
+                ),
+                input,
+            }),
+            StartExecResults::Detached => Err(CoreError::Docker(
+                "the engine did not attach the terminal".into(),
+            )),
+        }
+    }
+
+    pub async fn resize_terminal(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        Ok(self
+            .docker
+            .resize_exec(
+                exec_id,
+                bollard::query_parameters::ResizeExecOptions {
+                    h: i32::from(rows),
+                    w: i32::from(cols),
+                },
+            )
+            .await?)
+    }
+
     /// Commits a container to `repo:tag`.
     pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
         let r = self
@@ -684,11 +752,13 @@ impl ContainerDirectory {
 
 /// Keeps the connection and the directory alive: connects, reconnects after a failure (every
 /// `retry`), refreshes the directory on every container event, and publishes the status.
-/// Runs until `endpoint` changes to `None`-sender drop; a new endpoint reconnects at once.
+/// `changes` counts the refreshes (a container started, stopped, removed…). Runs until the
+/// endpoint sender is dropped; a new endpoint reconnects at once.
 pub async fn monitor(
     mut endpoint: watch::Receiver<Option<String>>,
     status: watch::Sender<DockerStatus>,
     directory: Arc<RwLock<ContainerDirectory>>,
+    changes: watch::Sender<u64>,
     retry: Duration,
 ) {
     loop {
@@ -700,7 +770,7 @@ pub async fn monitor(
         let outcome = match DockerAdapter::new(ep.as_deref()) {
             Ok(a) => match a.connect().await {
                 Ok(a) => {
-                    let err = watch_engine(&a, &status, &directory, &mut endpoint).await;
+                    let err = watch_engine(&a, &status, &directory, &changes, &mut endpoint).await;
                     err.map(|e| e.to_string())
                 }
                 Err(e) => Some(reason_of(e)),
@@ -736,6 +806,7 @@ async fn watch_engine(
     a: &DockerAdapter,
     status: &watch::Sender<DockerStatus>,
     directory: &RwLock<ContainerDirectory>,
+    changes: &watch::Sender<u64>,
     endpoint: &mut watch::Receiver<Option<String>>,
 ) -> Option<CoreError> {
     let info = match a.info().await {
@@ -746,7 +817,11 @@ async fn watch_engine(
     let mut events = Box::pin(a.changes());
     loop {
         match a.directory().await {
-            Ok(d) => *directory.write().unwrap_or_else(|e| e.into_inner()) = d,
+            Ok(d) => {
+                *directory.write().unwrap_or_else(|e| e.into_inner()) = d;
+                // Tells the pages that list containers to look again.
+                changes.send_modify(|n| *n += 1);
+            }
             Err(e) => return Some(e),
         }
         tokio::select! {

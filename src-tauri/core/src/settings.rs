@@ -42,6 +42,9 @@ pub struct Settings {
     pub docker_endpoint: Option<String>,
     /// Host ports handed to containers.
     pub port_range: PortRange,
+    /// An admin's choice: allow replicaSets to bind system paths (`/etc`, `/proc`, the Docker
+    /// socket, …). Off by default.
+    pub allow_system_binds: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
                 start: 40000,
                 end: 65535,
             },
+            allow_system_binds: false,
         }
     }
 }

@@ -24,12 +24,12 @@ pub fn gpu_subscribe(state: State<'_, AppState>, on_sample: Channel<Arc<GpuSnaps
             }
         }
     });
-    state.gpu_streams.add(task)
+    state.streams.add(task)
 }
 
 #[tauri::command]
 pub fn gpu_unsubscribe(state: State<'_, AppState>, id: u32) {
-    state.gpu_streams.remove(id);
+    state.streams.remove(id);
 }
 
 /// The last 10 minutes of every GPU, by index.

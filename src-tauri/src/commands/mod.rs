@@ -4,3 +4,4 @@ pub mod gpus;
 pub mod replicasets;
 pub mod settings;
 pub mod system;
+pub mod terminal;

@@ -94,24 +94,6 @@ pub async fn rs_exec(
         .await)
 }
 
-/// The container's whole log so far.
-#[tauri::command]
-pub async fn rs_logs(state: State<'_, AppState>, name: String) -> R<String> {
-    use futures_util::StreamExt;
-    let docker = state.docker_adapter().await?;
-    let settings = state.settings();
-    let id = state
-        .replicasets(&docker, &settings)?
-        .container_id(&name)
-        .await?;
-    let mut out = String::new();
-    let mut logs = Box::pin(docker.logs(&id, false));
-    while let Some(chunk) = logs.next().await {
-        out.push_str(&chunk?);
-    }
-    Ok(out)
-}
-
 #[tauri::command]
 pub async fn images_local(state: State<'_, AppState>) -> R<Vec<String>> {
     state.docker_adapter().await?.image_tags().await

@@ -16,4 +16,9 @@ dockerEndpoint: string | null,
 /**
  * Host ports handed to containers.
  */
-portRange: PortRange, };
+portRange: PortRange, 
+/**
+ * An admin's choice: allow replicaSets to bind system paths (`/etc`, `/proc`, the Docker
+ * socket, …). Off by default.
+ */
+allowSystemBinds: boolean, };

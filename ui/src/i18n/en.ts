@@ -65,6 +65,7 @@ const en = {
     badBind: "\"{{bind}}\" is not SRC:DEST or SRC:DEST:ro.",
     badEnv: "\"{{env}}\" is not KEY=VALUE.",
     badPorts: "Ports are numbers from 1 to 65535, separated by commas.",
+    badCommand: "The command has a quote that is not closed.",
     st: { running: "running", paused: "paused", stopped: "stopped", exited: "exited", created: "created", missing: "missing" },
     action: { stop: "Stop", pause: "Pause", continue: "Continue", restart: "Restart", delete: "Delete" },
     doing: { stop: "Stopping {{name}}", pause: "Pausing {{name}}", continue: "Continuing {{name}}", restart: "Restarting {{name}}", delete: "Deleting {{name}}" },
@@ -101,8 +102,8 @@ const en = {
     execRun: "Run",
     running: "Running the command",
     exitCode: "The command ended with exit code {{code}}.",
-    logs: "Show logs",
-    noLogs: "(no output yet)",
+    logs: "Follow logs",
+    terminal: "Terminal",
   },
   ports: {
     title: "Ports",
@@ -144,6 +145,8 @@ const en = {
     saving: "Saving…",
     saved: "Saved.",
     reset: "Undo changes",
+    systemBinds: "Allow system paths in binds (admin)",
+    systemBindsHelp: "lets replicaSets mount /etc, /proc, the Docker socket and the like; that is root on this machine.",
   },
   errors: {
     docker_unreachable: "The Docker engine is unreachable. Start it, or check the endpoint in Settings.",

@@ -67,6 +67,7 @@ const zhCN: Messages = {
     badBind: "“{{bind}}”不是 源:目标 或 源:目标:ro。",
     badEnv: "“{{env}}”不是 KEY=VALUE。",
     badPorts: "端口为 1 到 65535 的数字，用逗号分隔。",
+    badCommand: "命令中有未闭合的引号。",
     st: { running: "运行中", paused: "已暂停", stopped: "已停止", exited: "已退出", created: "已创建", missing: "已丢失" },
     action: { stop: "停止", pause: "暂停", continue: "继续", restart: "重启", delete: "删除" },
     doing: { stop: "正在停止 {{name}}", pause: "正在暂停 {{name}}", continue: "正在继续 {{name}}", restart: "正在重启 {{name}}", delete: "正在删除 {{name}}" },
@@ -103,8 +104,8 @@ const zhCN: Messages = {
     execRun: "执行",
     running: "正在执行命令",
     exitCode: "命令结束，退出码 {{code}}。",
-    logs: "查看日志",
-    noLogs: "（暂无输出）",
+    logs: "跟踪日志",
+    terminal: "终端",
   },
   ports: {
     title: "端口",
@@ -146,6 +147,8 @@ const zhCN: Messages = {
     saving: "保存中…",
     saved: "已保存。",
     reset: "撤销修改",
+    systemBinds: "允许挂载系统路径（管理员）",
+    systemBindsHelp: "允许副本集挂载 /etc、/proc、Docker 套接字等；这等同于本机 root 权限。",
   },
   errors: {
     docker_unreachable: "无法连接 Docker 引擎。请启动它，或检查“设置”中的地址。",

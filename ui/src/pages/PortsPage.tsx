@@ -15,8 +15,12 @@ export function PortsPage() {
   useEffect(() => {
     const load = () => api.portsMap().then(setMap).catch((e) => setError(toErrorPayload(e)));
     load();
-    const timer = setInterval(load, 5000);
-    return () => clearInterval(timer);
+    const un = api.onContainersChanged(load);
+    const timer = setInterval(load, 10000); // host processes come and go without an event
+    return () => {
+      clearInterval(timer);
+      void un.then((f) => f());
+    };
   }, []);
   const span = map ? map.end - map.start + 1 : 1;
   const counts = new Array<number>(BUCKETS).fill(0);

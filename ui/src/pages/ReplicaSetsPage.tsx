@@ -7,6 +7,8 @@ import type { RsInfo } from "../bindings/RsInfo";
 import type { VersionRecord } from "../bindings/VersionRecord";
 import { OperationStatus, type Outcome } from "../components/Busy";
 import { ConfirmButton } from "../components/Confirm";
+import { LogView, TerminalView } from "../components/TerminalView";
+import { splitArgs } from "../args";
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.]{0,39}$/;
 
@@ -48,7 +50,12 @@ export function ReplicaSetsPage() {
       .catch(() => setList([]));
   }, []);
   const op = useOperation(refresh);
-  useEffect(refresh, [refresh]);
+  useEffect(() => {
+    refresh();
+    // Whatever changes a container (this app, the CLI, docker itself) shows here at once.
+    const un = api.onContainersChanged(refresh);
+    return () => void un.then((f) => f());
+  }, [refresh]);
   const current = list?.find((r) => r.name === selected) ?? null;
 
   return (
@@ -156,10 +163,12 @@ function CreateForm({ onCreate, busy }: { onCreate: (name: string, spec: import(
     const env = lines(f.env);
     const bad = env.find((e) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(e));
     if (bad) return setProblem(t("rs.badEnv", { env: bad }));
+    const args = splitArgs(f.command);
+    if (args === null) return setProblem(t("rs.badCommand"));
     const portList = f.ports.split(/[\s,]+/).filter(Boolean).map(Number);
     if (portList.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) return setProblem(t("rs.badPorts"));
     setProblem(null);
-    onCreate(f.name, { image: f.image, command: f.command.trim() ? f.command.trim().split(/\s+/) : [], env, binds, ports: portList, gpus: f.gpus });
+    onCreate(f.name, { image: f.image, command: args, env, binds, ports: portList, gpus: f.gpus });
   };
   const set = (k: keyof typeof f) => (e: { target: { value: string } }) =>
     setF({ ...f, [k]: k === "gpus" ? Number(e.target.value) : e.target.value });
@@ -229,7 +238,9 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
   const [message, setMessage] = useState("");
   const [cmd, setCmd] = useState("");
   const [exec, setExec] = useState<string | null>(null);
-  const [logs, setLogs] = useState<string | null>(null);
+  const [panel, setPanel] = useState<"none" | "terminal" | "logs">("none");
+  const [streamError, setStreamError] = useState<string | null>(null);
+  const onStreamError = useCallback((e: unknown) => setStreamError(toErrorPayload(e).message), []);
   useEffect(() => {
     api.rsHistory(rs.name).then(setHistory).catch(() => setHistory([]));
   }, [rs.name, rs.version, rs.status]);
@@ -337,12 +348,23 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
         <button type="submit" disabled={busy || !cmd.trim() || rs.status !== "running"}>
           {t("rs.execRun")}
         </button>
-        <button type="button" onClick={() => api.rsLogs(rs.name).then(setLogs).catch((e) => setLogs(toErrorPayload(e).message))}>
+        <button
+          type="button"
+          data-testid="rs-open-terminal"
+          disabled={rs.status !== "running"}
+          aria-pressed={panel === "terminal"}
+          onClick={() => setPanel(panel === "terminal" ? "none" : "terminal")}
+        >
+          {t("rs.terminal")}
+        </button>
+        <button type="button" data-testid="rs-follow-logs" aria-pressed={panel === "logs"} onClick={() => setPanel(panel === "logs" ? "none" : "logs")}>
           {t("rs.logs")}
         </button>
       </form>
       {exec !== null && <pre className="console" data-testid="rs-exec-output">{exec}</pre>}
-      {logs !== null && <pre className="console">{logs || t("rs.noLogs")}</pre>}
+      {streamError && <p className="error-box">{streamError}</p>}
+      {panel === "terminal" && <TerminalView name={rs.name} onError={onStreamError} />}
+      {panel === "logs" && <LogView name={rs.name} onError={onStreamError} />}
     </article>
   );
 }

@@ -115,6 +115,18 @@ export function SettingsPage() {
             />
           </label>
         </fieldset>
+        <label className="check-row">
+          <input
+            type="checkbox"
+            data-testid="settings-system-binds"
+            checked={draft.allowSystemBinds}
+            onChange={(e) => set({ allowSystemBinds: e.target.checked })}
+          />
+          <span>
+            {t("settings.systemBinds")}
+            <small className="muted"> — {t("settings.systemBindsHelp")}</small>
+          </span>
+        </label>
         {error && <ErrorBox error={error} onDismiss={() => setError(null)} />}
         <div className="actions">
           <button type="submit" className="primary" disabled={busy} data-testid="settings-save">

@@ -187,7 +187,7 @@ impl<'a> ReplicaSets<'a> {
     /// Creates version 1 and starts it.
     pub async fn run(&self, name: &str, spec: RsSpec) -> Result<RsInfo> {
         validate_name("replicaSet", name)?;
-        validate_spec(&spec, false)?;
+        validate_spec(&spec, self.env.settings.allow_system_binds)?;
         if self.db(|s| s.rs_current(name))?.is_some()
             || !self.env.docker.containers_of(name).await?.is_empty()
         {
@@ -420,7 +420,7 @@ impl<'a> ReplicaSets<'a> {
                 })?;
             *slot = new;
         }
-        validate_spec(&spec, false)?;
+        validate_spec(&spec, self.env.settings.allow_system_binds)?;
         self.new_version(name, spec, "patch", None).await
     }
 
