@@ -490,3 +490,35 @@ fn a_crash_at_any_step_of_a_patch_loses_nothing() {
         rig.cleanup(&rs);
     }
 }
+
+#[test]
+fn patch_swaps_a_bind_and_keeps_the_container_files() {
+    let rig = Rig::new(1);
+    let rs = name("swap");
+    let (a, b) = (
+        rig.fake.dir.path().join("veil0"),
+        rig.fake.dir.path().join("veil1"),
+    );
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(a.join("which"), "zero\n").unwrap();
+    std::fs::write(b.join("which"), "one\n").unwrap();
+    let old = format!("{}:/data", a.display());
+    rig.run_rs(&rs, &["--bind", &old]);
+    rig.sh(&rs, "echo mine > /inside");
+    let swap = format!("{old}={}:/data", b.display());
+    let v2 = rig.ok(&["rs", "patch", &rs, "--swap-bind", &swap]);
+    assert_eq!(v2["version"], 2);
+    assert_eq!(
+        rig.sh(&rs, "cat /data/which /inside")["stdout"],
+        "one\nmine\n"
+    );
+    let h = rig.ok(&["rs", "history", &rs]);
+    assert_eq!(
+        h[1]["changes"][0],
+        format!("bind {}:/data → {}:/data", a.display(), b.display())
+    );
+    let err = rig.fail(&["rs", "patch", &rs, "--swap-bind", "/nope:/data=/x:/data"]);
+    assert!(err.contains("has no bind /nope:/data"), "{err}");
+    rig.cleanup(&rs);
+}

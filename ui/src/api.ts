@@ -8,6 +8,7 @@ import type { ErrorPayload } from "./bindings/ErrorPayload";
 import type { GpuSnapshot } from "./bindings/GpuSnapshot";
 import type { HistoryPoint } from "./bindings/HistoryPoint";
 import type { Settings } from "./bindings/Settings";
+import type { Bind } from "./bindings/Bind";
 import type { ExecOutput } from "./bindings/ExecOutput";
 import type { PortMap } from "./bindings/PortMap";
 import type { RsInfo } from "./bindings/RsInfo";
@@ -46,7 +47,7 @@ export const api = {
   rsList: () => invoke<RsInfo[]>("rs_list"),
   rsHistory: (name: string) => invoke<VersionRecord[]>("rs_history", { name }),
   rsRun: (name: string, spec: RsSpec) => invoke<RsInfo>("rs_run", { name, spec }),
-  rsPatch: (name: string, gpus: number) => invoke<RsInfo>("rs_patch", { name, gpus }),
+  rsPatch: (name: string, gpus: number | null, swap: [Bind, Bind] | null = null) => invoke<RsInfo>("rs_patch", { name, gpus, swap }),
   rsRollback: (name: string, version: number) => invoke<RsInfo>("rs_rollback", { name, version }),
   rsAction: (name: string, action: RsAction) => invoke<RsInfo | null>("rs_action", { name, action }),
   rsCommit: (name: string, image: string, message: string) => invoke<string>("rs_commit", { name, image, message }),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use gpudeck_core::alloc::PortMap;
 use gpudeck_core::docker::ExecOutput;
-use gpudeck_core::replicaset::{RsInfo, RsSpec};
+use gpudeck_core::replicaset::{Bind, RsInfo, RsSpec};
 use gpudeck_core::store::VersionRecord;
 use gpudeck_core::CoreError;
 use tauri::State;
@@ -38,9 +38,15 @@ pub async fn rs_run(state: State<'_, AppState>, name: String, spec: RsSpec) -> R
     with_rs!(state, |svc| svc.run(&name, spec).await)
 }
 
+/// A new version with another GPU count and/or one bind swapped for another.
 #[tauri::command]
-pub async fn rs_patch(state: State<'_, AppState>, name: String, gpus: u32) -> R<RsInfo> {
-    with_rs!(state, |svc| svc.patch(&name, Some(gpus), None).await)
+pub async fn rs_patch(
+    state: State<'_, AppState>,
+    name: String,
+    gpus: Option<u32>,
+    swap: Option<(Bind, Bind)>,
+) -> R<RsInfo> {
+    with_rs!(state, |svc| svc.patch(&name, gpus, swap).await)
 }
 
 #[tauri::command]

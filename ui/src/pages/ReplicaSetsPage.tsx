@@ -312,6 +312,7 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
           testid="rs-commit"
         />
       </div>
+      {rs.spec.binds.length > 0 && <SwapBind rs={rs} op={op} />}
       <h3>{t("rs.history")}</h3>
       <ol className="timeline" data-testid="rs-timeline">
         {[...history].reverse().map((v) => (
@@ -366,5 +367,45 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
       {panel === "terminal" && <TerminalView name={rs.name} onError={onStreamError} />}
       {panel === "logs" && <LogView name={rs.name} onError={onStreamError} />}
     </article>
+  );
+}
+
+/** Swaps one bind's source (e.g. a volume for its next version): a new version, files kept. */
+function SwapBind({ rs, op }: { rs: RsInfo; op: ReturnType<typeof useOperation> }) {
+  const { t } = useTranslation();
+  const [i, setI] = useState(0);
+  const old = rs.spec.binds[i] ?? rs.spec.binds[0]!;
+  const [src, setSrc] = useState(old.src);
+  useEffect(() => setSrc(old.src), [old.src]);
+  return (
+    <div className="actions wrap">
+      <label className="inline">
+        {t("rs.bind")}
+        <select value={i} onChange={(e) => setI(Number(e.target.value))} data-testid="rs-swap-which">
+          {rs.spec.binds.map((b, k) => (
+            <option key={k} value={k}>
+              {b.src}:{b.dest}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="inline">
+        {t("rs.newSource")}
+        <input value={src} onChange={(e) => setSrc(e.target.value)} data-testid="rs-swap-src" />
+      </label>
+      <ConfirmButton
+        label={t("rs.swap")}
+        question={t("rs.confirm.swap", { from: old.src, to: src, dest: old.dest })}
+        disabled={op.outcome.busy !== null || !src || src === old.src}
+        onConfirm={() =>
+          op.run(
+            () => t("rs.patching", { name: rs.name }),
+            () => api.rsPatch(rs.name, null, [old, { ...old, src }]),
+            (v) => t("rs.patched", { container: v.container }),
+          )
+        }
+        testid="rs-swap"
+      />
+    </div>
   );
 }
