@@ -177,7 +177,10 @@ fn seed_scenario_run_commit_patch_rollback_stop_restart_exec_delete() {
         .map(|v| v["op"].as_str().unwrap())
         .collect();
     assert_eq!(ops, vec!["run", "patch", "rollback 1"]);
-    assert_eq!(h[1]["changes"][0], "GPUs 3 → 1");
+    assert_eq!(
+        h[1]["changes"][0],
+        serde_json::json!({"kind": "gpus", "from": 3, "to": 1})
+    );
 
     let s = rig.ok(&["rs", "stop", &foo]);
     assert_eq!(s["status"], "stopped");
@@ -516,7 +519,7 @@ fn patch_swaps_a_bind_and_keeps_the_container_files() {
     let h = rig.ok(&["rs", "history", &rs]);
     assert_eq!(
         h[1]["changes"][0],
-        format!("bind {}:/data → {}:/data", a.display(), b.display())
+        serde_json::json!({"kind": "bind", "from": format!("{}:/data", a.display()), "to": format!("{}:/data", b.display())})
     );
     let err = rig.fail(&["rs", "patch", &rs, "--swap-bind", "/nope:/data=/x:/data"]);
     assert!(err.contains("has no bind /nope:/data"), "{err}");

@@ -469,7 +469,11 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
                         v.op,
                         v.gpus.join(","),
                         ports.join(","),
-                        v.changes.join("; ")
+                        v.changes
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     );
                 }
             }

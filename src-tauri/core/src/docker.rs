@@ -163,10 +163,12 @@ impl DockerAdapter {
                         .and_then(|h| h.device_requests)
                         .unwrap_or_default();
                     if let Some(claim) = GpuClaim::from_requests(&requests) {
+                        let replicaset = dir.managed.get(&id).cloned();
                         dir.claims.push((
                             ContainerRef {
                                 id: id.clone(),
                                 name: name.clone(),
+                                replicaset,
                             },
                             claim,
                         ));
@@ -685,6 +687,7 @@ impl ContainerDirectory {
         ContainerRef {
             id: id.to_string(),
             name: self.names.get(id).cloned().unwrap_or_default(),
+            replicaset: self.managed.get(id).cloned(),
         }
     }
 
@@ -737,6 +740,7 @@ impl ContainerDirectory {
                     ContainerRef {
                         id: id.into(),
                         name: names.get(id).cloned().unwrap_or_default(),
+                        replicaset: None,
                     },
                     c,
                 )

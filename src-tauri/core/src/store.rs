@@ -327,7 +327,7 @@ pub struct VersionRecord {
     /// "run", "patch", "restart", "rollback 1", …
     pub op: String,
     /// What changed from the version before ("GPUs 3 → 1").
-    pub changes: Vec<String>,
+    pub changes: Vec<crate::replicaset::Change>,
     #[ts(type = "number")]
     pub created_at: i64,
 }

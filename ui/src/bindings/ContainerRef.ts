@@ -4,4 +4,8 @@ export type ContainerRef = { id: string,
 /**
  * Empty while the Docker engine is unreachable (only the id is known then).
  */
-name: string, };
+name: string, 
+/**
+ * The replicaSet it is a version of, when GPU Deck made it.
+ */
+replicaset: string | null, };

@@ -97,6 +97,7 @@ const en = {
     committing: "Committing to {{image}}",
     committed: "Committed to {{image}}; it is in the image picker now.",
     history: "History",
+    change: { gpus: "GPUs {{from}} → {{to}}", image: "image {{from}} → {{to}}", bind: "bind {{from}} → {{to}}", binds: "binds {{from}} → {{to}}", env: "environment changed", ports: "ports changed", command: "command changed" },
     op: { run: "created", patch: "patched", restart: "restarted", rollback: "rolled back to v{{version}}" },
     versionGot: "{{gpus}} GPU(s) · ports {{ports}}",
     rollbackTo: "Roll back to v{{version}}",

@@ -99,6 +99,7 @@ const zhCN: Messages = {
     committing: "正在提交为 {{image}}",
     committed: "已提交为 {{image}}，可在镜像选择中使用。",
     history: "历史",
+    change: { gpus: "GPU {{from}} → {{to}}", image: "镜像 {{from}} → {{to}}", bind: "挂载 {{from}} → {{to}}", binds: "挂载数 {{from}} → {{to}}", env: "环境变量已修改", ports: "端口已修改", command: "命令已修改" },
     op: { run: "创建", patch: "修改", restart: "重启", rollback: "回滚到 v{{version}}" },
     versionGot: "{{gpus}} 块 GPU · 端口 {{ports}}",
     rollbackTo: "回滚到 v{{version}}",

@@ -122,7 +122,7 @@ function GpuCard({ gpu: g, points }: { gpu: GpuReading; points: HistoryPoint[] }
         ) : (
           g.heldBy.map((c) => (
             <span className="chip" key={c.id} title={c.id}>
-              {c.name || c.id.slice(0, 12)}
+              {c.replicaset ? `${c.replicaset} · ${c.name}` : c.name || c.id.slice(0, 12)}
             </span>
           ))
         )}
@@ -207,7 +207,9 @@ function Processes({ gpu }: { gpu: GpuReading }) {
           <tr key={p.pid}>
             <td>{p.pid}</td>
             <td>{p.usedMemoryBytes == null ? t("common.na") : `${gib(p.usedMemoryBytes)} GiB`}</td>
-            <td>{p.container ? p.container.name || p.container.id.slice(0, 12) : <i>{t("gpus.host")}</i>}</td>
+            <td>
+              {p.container ? (p.container.replicaset ?? p.container.name) || p.container.id.slice(0, 12) : <i>{t("gpus.host")}</i>}
+            </td>
           </tr>
         ))}
       </tbody>

@@ -319,7 +319,7 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
           <li key={v.version} className={v.version === rs.version ? "current" : undefined} data-testid={`rs-version-${v.version}`}>
             <div>
               <strong>v{v.version}</strong> <span className="muted">{new Date(v.createdAt * 1000).toLocaleString()}</span> · {t(`rs.op.${v.op.split(" ")[0]}`, { version: v.op.split(" ")[1] ?? "" })}
-              {v.changes.length > 0 && <span> · {v.changes.join("; ")}</span>}
+              {v.changes.length > 0 && <span> · {v.changes.map((c) => t(`rs.change.${c.kind}`, "from" in c ? { from: c.from, to: c.to } : {})).join("; ")}</span>}
             </div>
             <div className="muted small">
               {t("rs.versionGot", { gpus: v.gpus.length, ports: ports(v) || "—" })}

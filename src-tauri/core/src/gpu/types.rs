@@ -68,4 +68,6 @@ pub struct ContainerRef {
     pub id: String,
     /// Empty while the Docker engine is unreachable (only the id is known then).
     pub name: String,
+    /// The replicaSet it is a version of, when GPU Deck made it.
+    pub replicaset: Option<String>,
 }

@@ -214,31 +214,84 @@ pub fn validate_spec(spec: &RsSpec, allow_sensitive: bool) -> Result<()> {
     Ok(())
 }
 
-/// What changed from one version's spec to the next, in short phrases ("GPUs 3 → 1").
-pub fn describe_change(old: &RsSpec, new: &RsSpec) -> Vec<String> {
+/// One thing that changed from a version's spec to the next; the UI words it in each language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Change {
+    Gpus {
+        from: u32,
+        to: u32,
+    },
+    Image {
+        from: String,
+        to: String,
+    },
+    /// One bind swapped for another (`src:dest`).
+    Bind {
+        from: String,
+        to: String,
+    },
+    /// Binds added or removed: how many before and after.
+    Binds {
+        from: u32,
+        to: u32,
+    },
+    Env,
+    Ports,
+    Command,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Gpus { from, to } => write!(f, "GPUs {from} → {to}"),
+            Change::Image { from, to } => write!(f, "image {from} → {to}"),
+            Change::Bind { from, to } => write!(f, "bind {from} → {to}"),
+            Change::Binds { from, to } => write!(f, "binds {from} → {to}"),
+            Change::Env => write!(f, "env changed"),
+            Change::Ports => write!(f, "ports changed"),
+            Change::Command => write!(f, "command changed"),
+        }
+    }
+}
+
+/// What changed from one version's spec to the next.
+pub fn describe_change(old: &RsSpec, new: &RsSpec) -> Vec<Change> {
     let mut out = Vec::new();
     if old.gpus != new.gpus {
-        out.push(format!("GPUs {} → {}", old.gpus, new.gpus));
+        out.push(Change::Gpus {
+            from: old.gpus,
+            to: new.gpus,
+        });
     }
     if old.image != new.image {
-        out.push(format!("image {} → {}", old.image, new.image));
+        out.push(Change::Image {
+            from: old.image.clone(),
+            to: new.image.clone(),
+        });
     }
     for (a, b) in old.binds.iter().zip(&new.binds) {
         if a != b {
-            out.push(format!("bind {}:{} → {}:{}", a.src, a.dest, b.src, b.dest));
+            out.push(Change::Bind {
+                from: format!("{}:{}", a.src, a.dest),
+                to: format!("{}:{}", b.src, b.dest),
+            });
         }
     }
     if old.binds.len() != new.binds.len() {
-        out.push(format!("binds {} → {}", old.binds.len(), new.binds.len()));
+        out.push(Change::Binds {
+            from: old.binds.len() as u32,
+            to: new.binds.len() as u32,
+        });
     }
     if old.env != new.env {
-        out.push("env changed".into());
+        out.push(Change::Env);
     }
     if old.ports != new.ports {
-        out.push("ports changed".into());
+        out.push(Change::Ports);
     }
     if old.command != new.command {
-        out.push("command changed".into());
+        out.push(Change::Command);
     }
     out
 }
@@ -329,11 +382,18 @@ mod tests {
         }
         let mut n = s.clone();
         n.gpus = 1;
-        assert_eq!(describe_change(&s, &n), vec!["GPUs 3 → 1"]);
+        assert_eq!(
+            describe_change(&s, &n),
+            vec![Change::Gpus { from: 3, to: 1 }]
+        );
+        assert_eq!(describe_change(&s, &n)[0].to_string(), "GPUs 3 → 1");
         n.binds = vec![Bind::parse("veil-1:/d").unwrap()];
         let mut o = s.clone();
         o.gpus = 1;
         o.binds = vec![Bind::parse("veil-0:/d").unwrap()];
-        assert_eq!(describe_change(&o, &n), vec!["bind veil-0:/d → veil-1:/d"]);
+        assert_eq!(
+            describe_change(&o, &n)[0].to_string(),
+            "bind veil-0:/d → veil-1:/d"
+        );
     }
 }
