@@ -11,4 +11,4 @@ if ! docker info >/dev/null 2>&1 && command -v systemctl >/dev/null && [ -d /run
 fi
 npx tauri build --bundles deb
 echo "GPU Deck built; the .deb is in ${CARGO_TARGET_DIR:-target}/release/bundle/deb/"
-exec "${CARGO_TARGET_DIR:-$repo/target}/release/gpudeck" "$@"
+exec "${CARGO_TARGET_DIR:-$repo/target}/release/gpudeck-app" "$@"

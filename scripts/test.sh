@@ -28,4 +28,4 @@ step "Rust: unit and integration tests"
 cargo test --workspace --features tauri/custom-protocol
 
 step "end to end: the app under Xvfb through tauri-driver"
-GPUDECK_BIN="$target/debug/gpudeck" node --test tests/e2e/
+GPUDECK_APP="$target/debug/gpudeck-app" node --test tests/e2e/

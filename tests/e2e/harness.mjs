@@ -10,7 +10,9 @@ import assert from "node:assert/strict";
 import { WebDriver } from "./webdriver.mjs";
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const app = process.env.GPUDECK_BIN ?? join(repo, "target/debug/gpudeck");
+export const app = process.env.GPUDECK_APP ?? join(repo, "target/debug/gpudeck-app");
+/** The CLI beside it. */
+export const cli = join(dirname(app), "gpudeck");
 const artifacts = join(repo, "tests/e2e/artifacts");
 mkdirSync(artifacts, { recursive: true });
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -89,6 +91,7 @@ export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = tr
     wd,
     env,
     app,
+    cli,
     fake,
     stop: async () => {
       await wd.stop();

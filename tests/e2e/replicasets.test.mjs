@@ -16,7 +16,7 @@ describe("ReplicaSets by clicking", () => {
   });
   after(async () => {
     try {
-      execFileSync(h.app, ["rs", "rm", name], { env: h.env, stdio: "ignore" });
+      execFileSync(h.cli, ["rs", "rm", name], { env: h.env, stdio: "ignore" });
     } catch {}
     await h.stop();
   });
@@ -78,7 +78,7 @@ describe("ReplicaSets by clicking", () => {
     await wd.until("version 3", () => wd.find('[data-testid="rs-version-3"]'), 30000);
     assert.match(await wd.text(await wd.find('[data-testid="rs-version-3"]')), /rolled back to v1/);
     assert.match(await wd.text(await wd.find(`[data-testid="rs-row-${name}"]`)), new RegExp(`${name}-3`));
-    const info = JSON.parse(execFileSync(h.app, ["rs", "info", name, "--json"], { env: h.env }).toString());
+    const info = JSON.parse(execFileSync(h.cli, ["rs", "info", name, "--json"], { env: h.env }).toString());
     assert.equal(info.gpus.length, 2);
     assert.equal(info.status, "running");
     await shot(wd, "rs-detail-en.png");

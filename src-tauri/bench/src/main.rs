@@ -10,7 +10,8 @@
 //!    `gpudeck rs run` vs `docker run`; a patch carrying ~200 MB of changes vs `docker commit` +
 //!    `docker run` of the same container; and the same patch over a 50 MB and a 500 MB image.
 //!
-//! Usage: gpudeck-bench [--app PATH] [--seconds N] [--replicasets --cli PATH]
+//! Usage: gpudeck-bench [--app target/release/gpudeck-app] [--seconds N]
+//!                      [--replicasets --cli target/release/gpudeck]
 //!        (needs cc, Xvfb; run from the repo root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step should stop it
 
