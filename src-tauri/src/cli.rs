@@ -14,6 +14,7 @@ use gpudeck_core::paths::{nvml_lib_from_env, DataDir};
 use gpudeck_core::replicaset::{Bind, Env, ReplicaSets, RsInfo, RsSpec};
 use gpudeck_core::settings::Settings;
 use gpudeck_core::store::Store;
+use gpudeck_core::volume::{human, parse_size, VolumeInfo, Volumes};
 use gpudeck_core::{CoreError, Result};
 
 #[derive(Parser)]
@@ -48,10 +49,47 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Volumes: named, versioned, with enforced sizes (`gpudeck vol --help`).
+    Vol {
+        #[command(subcommand)]
+        cmd: VolCmd,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// The host port range containers get: who uses which port.
     Ports {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VolCmd {
+    /// Creates NAME-1 of SIZE (512MB, 20GB, 1.5TB decimal; 64GiB binary; or bytes).
+    Create {
+        name: String,
+        #[arg(long)]
+        size: String,
+    },
+    Ls,
+    Info {
+        name: String,
+    },
+    History {
+        name: String,
+    },
+    /// A new version of SIZE with every byte copied.
+    Resize {
+        name: String,
+        #[arg(long)]
+        size: String,
+        /// Move the replicaSets that bind it to the new version (a patch each).
+        #[arg(long = "move")]
+        move_users: bool,
+    },
+    /// Deletes it (refused while a container uses it); its history stays.
+    Rm {
+        name: String,
     },
 }
 
@@ -160,6 +198,7 @@ pub fn main(cmd: Command) -> i32 {
             Command::Doctor { json } => doctor(&settings, json).await,
             Command::Rs { cmd, json } => rs(&settings, cmd, json).await,
             Command::Ports { json } => ports(&settings, json).await,
+            Command::Vol { cmd, json } => vol(&settings, cmd, json).await,
         }
     });
     match result {
@@ -350,6 +389,21 @@ impl RsRig {
         })
     }
 
+    fn volumes(&self) -> Volumes<'_> {
+        Volumes {
+            docker: &self.docker,
+            store: &self.store,
+            data_dir: &self.data,
+        }
+    }
+
+    /// Settles what a crash left half done, replicaSets first (a volume move patches them).
+    async fn recover(&self, svc: &ReplicaSets<'_>) -> Result<()> {
+        svc.recover().await?;
+        self.volumes().recover(Some(svc)).await?;
+        Ok(())
+    }
+
     fn service<'a>(&'a self, settings: &'a Settings) -> ReplicaSets<'a> {
         ReplicaSets::new(Env {
             docker: &self.docker,
@@ -389,7 +443,7 @@ fn print_info(i: &RsInfo) {
 async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
     let rig = RsRig::open(settings).await?;
     let svc = rig.service(settings);
-    svc.recover().await?;
+    rig.recover(&svc).await?;
     let show = |i: RsInfo| -> Result<i32> {
         if json {
             print_json(&i)?;
@@ -587,4 +641,108 @@ async fn ports(settings: &Settings, json: bool) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn print_volume(v: &VolumeInfo) {
+    println!("name:    {}", v.name);
+    println!("version: {} (docker volume {})", v.version, v.docker_name);
+    println!("size:    {}", human(v.size_bytes));
+    println!(
+        "used:    {}",
+        v.used_bytes.map(human).unwrap_or_else(|| "N/A".into())
+    );
+    println!(
+        "limit:   {} (ext4 in a file on a loop device; writes past the size fail)",
+        v.backend
+    );
+    println!(
+        "users:   {}",
+        if v.users.is_empty() {
+            "-".into()
+        } else {
+            v.users.join(",")
+        }
+    );
+}
+
+async fn vol(settings: &Settings, cmd: VolCmd, json: bool) -> Result<i32> {
+    let rig = RsRig::open(settings).await?;
+    let svc = rig.service(settings);
+    rig.recover(&svc).await?;
+    let vols = rig.volumes();
+    vols.restore().await?;
+    let show = |v: VolumeInfo| -> Result<i32> {
+        if json {
+            print_json(&v)?;
+        } else {
+            print_volume(&v);
+        }
+        Ok(0)
+    };
+    match cmd {
+        VolCmd::Create { name, size } => show(vols.create(&name, parse_size(&size)?).await?),
+        VolCmd::Ls => {
+            let list = vols.list().await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!(
+                    "{:<20} {:>7}  {:<24} {:<24} USERS",
+                    "NAME", "VERSION", "SIZE", "USED"
+                );
+                for v in list {
+                    println!(
+                        "{:<20} {:>7}  {:<24} {:<24} {}",
+                        v.name,
+                        v.version,
+                        human(v.size_bytes),
+                        v.used_bytes.map(human).unwrap_or_else(|| "N/A".into()),
+                        v.users.join(",")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        VolCmd::Info { name } => show(vols.info(&name).await?),
+        VolCmd::History { name } => {
+            let h = vols.history(&name)?;
+            if json {
+                print_json(&h)?;
+            } else {
+                for v in h {
+                    println!(
+                        "{}-{}  {}  {}  {}{}",
+                        v.name,
+                        v.version,
+                        v.created_at,
+                        v.op,
+                        human(v.size_bytes),
+                        if v.retired_at.is_some() {
+                            "  (retired)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Ok(0)
+        }
+        VolCmd::Resize {
+            name,
+            size,
+            move_users,
+        } => show(
+            vols.resize(&name, parse_size(&size)?, move_users.then_some(&svc))
+                .await?,
+        ),
+        VolCmd::Rm { name } => {
+            vols.delete(&name).await?;
+            if json {
+                print_json(&serde_json::json!({ "deleted": name }))?;
+            } else {
+                println!("deleted {name}");
+            }
+            Ok(0)
+        }
+    }
 }

@@ -582,6 +582,96 @@ impl DockerAdapter {
             .await?)
     }
 
+    /// Creates a local-driver volume on a block device (an ext4 loop device), labelled as
+    /// version `version` of GPU Deck volume `volume`.
+    pub async fn create_device_volume(
+        &self,
+        name: &str,
+        device: &str,
+        volume: &str,
+        version: u32,
+    ) -> Result<()> {
+        let labels = HashMap::from([
+            ("gpudeck.volume".to_string(), volume.to_string()),
+            ("gpudeck.version".to_string(), version.to_string()),
+        ]);
+        let opts = HashMap::from([
+            ("type".to_string(), "ext4".to_string()),
+            ("device".to_string(), device.to_string()),
+        ]);
+        self.docker
+            .create_volume(bollard::models::VolumeCreateRequest {
+                name: Some(name.to_string()),
+                driver: Some("local".into()),
+                driver_opts: Some(opts),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The device a volume was created on, or `None` when there is no such volume.
+    pub async fn volume_device(&self, name: &str) -> Result<Option<String>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(v.options.get("device").cloned().or(Some(String::new()))),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a volume; one already gone is not an error.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Containers (any state) that mount `volume`: (id, name, running, replicaSet label).
+    pub async fn volume_users(
+        &self,
+        volume: &str,
+    ) -> Result<Vec<(String, String, bool, Option<String>)>> {
+        let filters = HashMap::from([("volume".to_string(), vec![volume.to_string()])]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let name = c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string();
+                let running = matches!(
+                    c.state,
+                    Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED)
+                );
+                let rs = c
+                    .labels
+                    .and_then(|l| l.get(crate::replicaset::LABEL_RS).cloned());
+                (c.id.unwrap_or_default(), name, running, rs)
+            })
+            .collect())
+    }
+
     /// Commits a container to `repo:tag`.
     pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
         let r = self

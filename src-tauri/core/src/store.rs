@@ -66,6 +66,23 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (name, version)
     );",
+    // 4: volumes and every version (size, backend, why); history stays after a delete.
+    "CREATE TABLE volumes (
+        name       TEXT PRIMARY KEY,
+        current    INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        deleted_at INTEGER
+    );
+    CREATE TABLE vol_versions (
+        name       TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        backend    TEXT NOT NULL,
+        op         TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        retired_at INTEGER,
+        PRIMARY KEY (name, version)
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -310,6 +327,111 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(v)
+    }
+}
+
+/// One stored version of a volume.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeVersion {
+    pub name: String,
+    pub version: u32,
+    #[ts(type = "number")]
+    pub size_bytes: u64,
+    /// How the size is enforced: "image-file" (ext4 in a file on a loop device).
+    pub backend: String,
+    /// "create" or "resize".
+    pub op: String,
+    #[ts(type = "number")]
+    pub created_at: i64,
+    #[ts(type = "number | null")]
+    pub retired_at: Option<i64>,
+}
+
+impl Store {
+    /// (current version, deleted) of a volume.
+    pub fn vol_current(&self, name: &str) -> Result<Option<(u32, bool)>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT current, deleted_at IS NOT NULL FROM volumes WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn vol_names(&self) -> Result<Vec<String>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT name FROM volumes WHERE deleted_at IS NULL ORDER BY name")?;
+        let v = q
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn vol_add_version(&mut self, v: &VolumeVersion) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if v.version == 1 {
+            // A name reused after a delete starts a new history.
+            tx.execute("DELETE FROM vol_versions WHERE name = ?1", [&v.name])?;
+        }
+        tx.execute(
+            "INSERT INTO vol_versions (name, version, size_bytes, backend, op, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![v.name, v.version, v.size_bytes as i64, v.backend, v.op, v.created_at],
+        )?;
+        tx.execute(
+            "INSERT INTO volumes (name, current, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET current = excluded.current, deleted_at = NULL",
+            params![v.name, v.version, v.created_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn vol_versions(&self, name: &str) -> Result<Vec<VolumeVersion>> {
+        let mut q = self.conn.prepare(
+            "SELECT name, version, size_bytes, backend, op, created_at, retired_at FROM vol_versions WHERE name = ?1 ORDER BY version",
+        )?;
+        let v = q
+            .query_map([name], |r| {
+                Ok(VolumeVersion {
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    size_bytes: r.get::<_, i64>(2)? as u64,
+                    backend: r.get(3)?,
+                    op: r.get(4)?,
+                    created_at: r.get(5)?,
+                    retired_at: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn vol_retire(&mut self, name: &str, version: u32) -> Result<()> {
+        self.conn.execute(
+            "UPDATE vol_versions SET retired_at = ?3 WHERE name = ?1 AND version = ?2 AND retired_at IS NULL",
+            params![name, version, now_s()],
+        )?;
+        Ok(())
+    }
+
+    pub fn vol_mark_deleted(&mut self, name: &str) -> Result<()> {
+        let t = now_s();
+        self.conn.execute(
+            "UPDATE volumes SET deleted_at = ?2 WHERE name = ?1",
+            params![name, t],
+        )?;
+        self.conn.execute(
+            "UPDATE vol_versions SET retired_at = ?2 WHERE name = ?1 AND retired_at IS NULL",
+            params![name, t],
+        )?;
+        Ok(())
     }
 }
 

@@ -72,13 +72,7 @@ pub fn container_name(name: &str, version: u32) -> String {
     format!("{name}-{version}")
 }
 
-/// Test hook: `GPUDECK_CRASH_AT=<step>` ends the process (as kill -9 would) right after that step
-/// is journaled, so the tests can check recovery at every step against the real engine.
-fn crash_point(step: &str) {
-    if std::env::var("GPUDECK_CRASH_AT").is_ok_and(|s| s == step) {
-        std::process::exit(137);
-    }
-}
+use crate::crash_point;
 
 pub struct ReplicaSets<'a> {
     env: Env<'a>,
@@ -565,7 +559,12 @@ impl<'a> ReplicaSets<'a> {
 
     /// Finishes or undoes every operation a crash left open. Returns how many it settled.
     pub async fn recover(&self) -> Result<usize> {
-        let open = self.db(|s| s.journal_open())?;
+        // Volume operations settle themselves (`Volumes::recover`).
+        let open: Vec<_> = self
+            .db(|s| s.journal_open())?
+            .into_iter()
+            .filter(|o| !o.kind.starts_with("vol-"))
+            .collect();
         for op in &open {
             let name = op.subject.as_str();
             let new = op.payload["new"].as_u64().unwrap_or(0) as u32;

@@ -1,0 +1,270 @@
+//! Volumes through `gpudeck vol`, against the real engine: sizes really enforced (ENOSPC inside
+//! the container), resize with every byte kept, crash recovery at every step, refusals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn name(prefix: &str) -> String {
+    unique(prefix).replace('-', "")
+}
+
+fn gd(fake: &FakeNvml, args: &[&str]) -> std::process::Output {
+    fake.cli(args)
+}
+
+fn ok(fake: &FakeNvml, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.insert(1, "--json");
+    json(&gd(fake, &a))
+}
+
+fn fail(fake: &FakeNvml, args: &[&str]) -> String {
+    let out = gd(fake, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Runs `script` in a throwaway container with `vol` at /v; (exit code, output).
+fn in_volume(vol: &str, script: &str) -> (i32, String) {
+    let out = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{vol}:/v"),
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+const FILL: &str = "cd /v && dd if=/dev/urandom of=known bs=1M count=10 2>/dev/null && ln known hard && ln -s known sym && chown 1234:99 known && chmod 640 known && dd if=/dev/zero of=sparse bs=1 count=0 seek=5242880 2>/dev/null && sha256sum known > sum";
+const CHECK: &str = "cd /v && sha256sum -c sum >/dev/null && stat -c '%h %u:%g %a' known && readlink sym && stat -c '%s' sparse && du -k sparse | cut -f1";
+
+#[test]
+fn size_is_enforced_and_resize_keeps_every_byte() {
+    let fake = FakeNvml::new(1);
+    let v = name("data");
+    let c = ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
+    assert_eq!(
+        (c["version"].as_u64(), c["sizeBytes"].as_u64()),
+        (Some(1), Some(20_000_000))
+    );
+    let d1 = format!("{v}-1");
+    assert_eq!(in_volume(&d1, FILL).0, 0);
+    let (code, out) = in_volume(&d1, "dd if=/dev/zero of=/v/big bs=1M count=30");
+    assert_ne!(code, 0, "writing 30 MB into 20 MB must fail");
+    assert!(out.contains("No space left on device"), "{out}");
+    in_volume(&d1, "rm -f /v/big");
+    let (code, before) = in_volume(&d1, CHECK);
+    assert_eq!(code, 0, "{before}");
+    assert!(
+        before.starts_with("2 1234:99 640\nknown\n5242880\n"),
+        "{before}"
+    );
+
+    let g = ok(&fake, &["vol", "resize", &v, "--size", "50MB"]);
+    assert_eq!(
+        (g["version"].as_u64(), g["dockerName"].as_str()),
+        (Some(2), Some(format!("{v}-2").as_str()))
+    );
+    let d2 = format!("{v}-2");
+    assert_eq!(
+        in_volume(&d2, CHECK),
+        (0, before.clone()),
+        "every byte, owner, link and hole kept"
+    );
+    let (code, out) = in_volume(&d2, "dd if=/dev/zero of=/v/big bs=1M count=30 && rm /v/big");
+    assert_eq!(code, 0, "30 MB fits in 50 MB now: {out}");
+    assert!(
+        docker(&["volume", "inspect", &d1]).status.code() != Some(0),
+        "the old version is retired"
+    );
+
+    let err = fail(&fake, &["vol", "resize", &v, "--size", "5MB"]);
+    assert!(
+        err.contains("uses 10.") && err.contains("asked 5.0 MB"),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&fake, &["vol", "history", &v]).as_array().unwrap().len(),
+        2,
+        "nothing changed"
+    );
+
+    let s = ok(&fake, &["vol", "resize", &v, "--size", "15MB"]);
+    assert_eq!(s["version"], 3);
+    assert_eq!(in_volume(&format!("{v}-3"), CHECK), (0, before));
+    let h = ok(&fake, &["vol", "history", &v]);
+    let sizes: Vec<u64> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["sizeBytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![20_000_000, 50_000_000, 15_000_000]);
+    ok(&fake, &["vol", "rm", &v]);
+    assert_eq!(
+        ok(&fake, &["vol", "history", &v]).as_array().unwrap().len(),
+        3,
+        "history stays after delete"
+    );
+}
+
+#[test]
+fn a_resize_moves_the_replicaset_that_binds_it() {
+    let fake = FakeNvml::new(1);
+    let v = name("ds");
+    let rs = name("job");
+    ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
+    let bind = format!("{v}-1:/data");
+    ok(
+        &fake,
+        &[
+            "rs", "run", &rs, "--image", TEST_IMAGE, "--bind", &bind, "--", "sleep", "1000000",
+        ],
+    );
+    ok(
+        &fake,
+        &[
+            "rs",
+            "exec",
+            &rs,
+            "--",
+            "sh",
+            "-c",
+            "echo precious > /data/p && echo mine > /inside",
+        ],
+    );
+    let err = fail(&fake, &["vol", "resize", &v, "--size", "40MB"]);
+    assert!(
+        err.contains(&format!("{rs}-1")) && err.contains("--move"),
+        "{err}"
+    );
+    assert!(err.lines().count() == 1);
+
+    ok(&fake, &["vol", "resize", &v, "--size", "40MB", "--move"]);
+    let info = ok(&fake, &["rs", "info", &rs]);
+    assert_eq!(info["version"], 2);
+    assert_eq!(info["spec"]["binds"][0]["src"], format!("{v}-2"));
+    let cat = ok(
+        &fake,
+        &["rs", "exec", &rs, "--", "sh", "-c", "cat /data/p /inside"],
+    );
+    assert_eq!(cat["stdout"], "precious\nmine\n");
+    assert!(
+        docker(&["volume", "inspect", &format!("{v}-1")])
+            .status
+            .code()
+            != Some(0)
+    );
+
+    let err = fail(&fake, &["vol", "rm", &v]);
+    assert!(
+        err.contains("is used by") && err.contains(&format!("{rs}-2")),
+        "{err}"
+    );
+    ok(&fake, &["rs", "rm", &rs]);
+    ok(&fake, &["vol", "rm", &v]);
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_resize_loses_nothing() {
+    let fake = FakeNvml::new(1);
+    for step in [
+        "begun",
+        "users_stopped",
+        "created",
+        "copied",
+        "volume_created",
+        "recorded",
+        "moved",
+    ] {
+        let v = name("k");
+        ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
+        assert_eq!(in_volume(&format!("{v}-1"), FILL).0, 0);
+        let (_, before) = in_volume(&format!("{v}-1"), CHECK);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpudeck"))
+            .args(["vol", "resize", &v, "--size", "30MB"])
+            .env("GPUDECK_NVML_LIB", &fake.lib)
+            .env("GPUDECK_DATA_DIR", fake.dir.path().join("data"))
+            .env("GPUDECK_CRASH_AT", step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(137),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info = ok(&fake, &["vol", "info", &v]);
+        let expect = if matches!(step, "recorded" | "moved") {
+            2
+        } else {
+            1
+        };
+        assert_eq!(info["version"], expect, "{step}: {info}");
+        let current = format!("{v}-{expect}");
+        assert_eq!(in_volume(&current, CHECK), (0, before), "{step}");
+        let other = format!("{v}-{}", 3 - expect);
+        assert!(
+            docker(&["volume", "inspect", &other]).status.code() != Some(0),
+            "{step}: {other} left behind"
+        );
+        let loops = std::process::Command::new("losetup")
+            .arg("-a")
+            .output()
+            .unwrap();
+        let loops = String::from_utf8_lossy(&loops.stdout);
+        assert_eq!(
+            loops
+                .lines()
+                .filter(|l| l.contains(&format!("/{v}-")))
+                .count(),
+            1,
+            "{step}: {loops}"
+        );
+        ok(&fake, &["vol", "rm", &v]);
+    }
+}
+
+#[test]
+fn bad_names_and_sizes_are_refused_clearly() {
+    let fake = FakeNvml::new(1);
+    for (args, says) in [
+        (
+            vec!["vol", "create", "Bad-Name", "--size", "20MB"],
+            "lowercase letters",
+        ),
+        (
+            vec!["vol", "create", "okvol", "--size", "20XB"],
+            "unknown unit",
+        ),
+        (vec!["vol", "create", "okvol", "--size", "big"], "no number"),
+        (
+            vec!["vol", "create", "okvol", "--size", "1KB"],
+            "smallest volume",
+        ),
+        (
+            vec!["vol", "resize", "nosuchvol", "--size", "20MB"],
+            "no volume is named",
+        ),
+    ] {
+        let err = fail(&fake, &args);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1);
+    }
+    assert!(docker(&["volume", "inspect", "okvol-1"]).status.code() != Some(0));
+    assert_eq!(ok(&fake, &["vol", "ls"]).as_array().unwrap().len(), 0);
+}
