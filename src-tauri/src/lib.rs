@@ -59,6 +59,11 @@ pub fn run() -> Result<(), String> {
             commands::terminal::rs_terminal_close,
             commands::terminal::rs_logs_follow,
             commands::terminal::stream_close,
+            commands::volumes::vol_list,
+            commands::volumes::vol_history,
+            commands::volumes::vol_create,
+            commands::volumes::vol_resize,
+            commands::volumes::vol_delete,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -135,6 +135,17 @@ impl AppState {
         }))
     }
 
+    pub fn volumes<'a>(
+        &'a self,
+        docker: &'a DockerAdapter,
+    ) -> Result<gpudeck_core::volume::Volumes<'a>> {
+        Ok(gpudeck_core::volume::Volumes {
+            docker,
+            store: self.store()?,
+            data_dir: &self.data_dir,
+        })
+    }
+
     /// Once the engine answers, finishes or undoes what a crash left half done.
     pub async fn recover_when_connected(&self) {
         let mut status = self.docker.clone();
@@ -148,7 +159,13 @@ impl AppState {
         let result = async {
             let docker = self.docker_adapter().await?;
             let settings = self.settings();
-            self.replicasets(&docker, &settings)?.recover().await
+            let rs = self.replicasets(&docker, &settings)?;
+            let n = rs.recover().await?;
+            let vols = self.volumes(&docker)?;
+            let m = vols.recover(Some(&rs)).await?;
+            // Loop devices do not survive a reboot: attach the volumes' files again.
+            vols.restore().await?;
+            Ok::<_, CoreError>(n + m)
         }
         .await;
         match result {

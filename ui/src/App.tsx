@@ -8,6 +8,7 @@ import { LANGUAGES } from "./i18n";
 import { GpusPage } from "./pages/GpusPage";
 import { PortsPage } from "./pages/PortsPage";
 import { ReplicaSetsPage } from "./pages/ReplicaSetsPage";
+import { VolumesPage } from "./pages/VolumesPage";
 import { SettingsPage } from "./pages/SettingsPage";
 import { SystemPage } from "./pages/SystemPage";
 import { useSettings } from "./settings";
@@ -16,6 +17,7 @@ import { useSettings } from "./settings";
 const PAGES = [
   { id: "gpus", Page: GpusPage },
   { id: "replicasets", Page: ReplicaSetsPage },
+  { id: "volumes", Page: VolumesPage },
   { id: "ports", Page: PortsPage },
   { id: "system", Page: SystemPage },
   { id: "settings", Page: SettingsPage },

@@ -14,6 +14,8 @@ import type { PortMap } from "./bindings/PortMap";
 import type { RsInfo } from "./bindings/RsInfo";
 import type { RsSpec } from "./bindings/RsSpec";
 import type { VersionRecord } from "./bindings/VersionRecord";
+import type { VolumeInfo } from "./bindings/VolumeInfo";
+import type { VolumeVersion } from "./bindings/VolumeVersion";
 
 export type RsAction = "stop" | "pause" | "continue" | "restart" | "delete";
 
@@ -68,4 +70,9 @@ export const api = {
   },
   streamClose: (id: number) => invoke<void>("stream_close", { id }),
   portsMap: () => invoke<PortMap>("ports_map"),
+  volList: () => invoke<VolumeInfo[]>("vol_list"),
+  volHistory: (name: string) => invoke<VolumeVersion[]>("vol_history", { name }),
+  volCreate: (name: string, size: string) => invoke<VolumeInfo>("vol_create", { name, size }),
+  volResize: (name: string, size: string, moveUsers: boolean) => invoke<VolumeInfo>("vol_resize", { name, size, moveUsers }),
+  volDelete: (name: string) => invoke<void>("vol_delete", { name }),
 };

@@ -34,3 +34,15 @@ export function mhz(v: number | null | undefined): string {
 export function memPct(used: number | null, total: number | null): number | null {
   return used == null || total == null || total === 0 ? null : (used * 100) / total;
 }
+
+/** `20.0 MB (19.1 MiB)`: decimal, then binary, as the Rust side words it. */
+export function bytesBoth(bytes: number | null | undefined): string {
+  if (bytes == null) return NA;
+  const dec: [number, string][] = [[1e12, "TB"], [1e9, "GB"], [1e6, "MB"], [1e3, "KB"]];
+  const bin: [number, string][] = [[2 ** 40, "TiB"], [2 ** 30, "GiB"], [2 ** 20, "MiB"], [2 ** 10, "KiB"]];
+  const pick = (t: [number, string][]) => {
+    const u = t.find(([f]) => bytes >= f);
+    return u ? `${(bytes / u[0]).toFixed(1)} ${u[1]}` : `${bytes} B`;
+  };
+  return `${pick(dec)} (${pick(bin)})`;
+}

@@ -44,6 +44,8 @@ mod bindings {
         crate::store::VersionRecord::export_all(&cfg).unwrap();
         crate::docker::ExecOutput::export_all(&cfg).unwrap();
         crate::alloc::PortMap::export_all(&cfg).unwrap();
+        crate::volume::VolumeInfo::export_all(&cfg).unwrap();
+        crate::store::VolumeVersion::export_all(&cfg).unwrap();
     }
 
     fn read_dir(dir: &Path) -> BTreeMap<String, String> {

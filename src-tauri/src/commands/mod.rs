@@ -5,3 +5,4 @@ pub mod replicasets;
 pub mod settings;
 pub mod system;
 pub mod terminal;
+pub mod volumes;

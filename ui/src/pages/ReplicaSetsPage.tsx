@@ -132,6 +132,7 @@ export function ReplicaSetsPage() {
 function CreateForm({ onCreate, busy }: { onCreate: (name: string, spec: import("../bindings/RsSpec").RsSpec) => void; busy: boolean }) {
   const { t } = useTranslation();
   const [images, setImages] = useState<string[]>([]);
+  const [volumes, setVolumes] = useState<string[]>([]);
   const [snap, setSnap] = useState<GpuSnapshot | null>(null);
   const [f, setF] = useState({ name: "", image: "", gpus: 0, binds: "", env: "", ports: "", command: "" });
   const [problem, setProblem] = useState<string | null>(null);
@@ -140,6 +141,7 @@ function CreateForm({ onCreate, busy }: { onCreate: (name: string, spec: import(
       setImages(l);
       setF((x) => (x.image ? x : { ...x, image: l[0] ?? "" }));
     }).catch(() => setImages([]));
+    api.volList().then((l) => setVolumes(l.map((v) => v.dockerName))).catch(() => setVolumes([]));
     let live = true;
     const sub = api.gpuSubscribe((s) => live && setSnap(s));
     return () => {
@@ -201,8 +203,22 @@ function CreateForm({ onCreate, busy }: { onCreate: (name: string, spec: import(
       </label>
       <label>
         {t("rs.binds")}
-        <textarea rows={2} value={f.binds} onChange={set("binds")} placeholder="/data/datasets:/data:ro" />
+        <textarea rows={2} value={f.binds} onChange={set("binds")} placeholder="/data/datasets:/data:ro" data-testid="rs-form-binds" />
         <small className="muted">{t("rs.bindsHelp")}</small>
+        {volumes.length > 0 && (
+          <select
+            value=""
+            data-testid="rs-form-volume"
+            onChange={(e) => e.target.value && setF({ ...f, binds: `${f.binds.trim() ? `${f.binds.trim()}\n` : ""}${e.target.value}:/data` })}
+          >
+            <option value="">{t("rs.addVolume")}</option>
+            {volumes.map((v) => (
+              <option key={v} value={v}>
+                {v}
+              </option>
+            ))}
+          </select>
+        )}
       </label>
       <label>
         {t("rs.env")}
