@@ -135,6 +135,17 @@ impl AppState {
         }))
     }
 
+    /// A Docker client and the id of the replicaSet's current container.
+    pub async fn rs_container(&self, name: &str) -> Result<(DockerAdapter, String)> {
+        let docker = self.docker_adapter().await?;
+        let settings = self.settings();
+        let id = self
+            .replicasets(&docker, &settings)?
+            .container_id(name)
+            .await?;
+        Ok((docker, id))
+    }
+
     pub fn volumes<'a>(
         &'a self,
         docker: &'a DockerAdapter,

@@ -107,6 +107,15 @@ export function stopAll() {
 }
 process.on("exit", stopAll);
 
+/** Selects all in a field and types over it, as a person would (React sees every key). */
+export async function typeInto(wd, css, text) {
+  const el = await wd.find(css);
+  await wd.cmd("POST", `/element/${el}/clear`, {});
+  await wd.cmd("POST", `/element/${el}/value`, { text: "\uE009a\uE009" + text });
+  const got = await wd.exec("return document.querySelector(arguments[0]).value", [css]);
+  assert.equal(got, text, `typed into ${css}`);
+}
+
 export async function shot(wd, name) {
   // Let the page paint its latest state before the capture.
   await wd.cmd("POST", "/execute/async", { script: "requestAnimationFrame(() => requestAnimationFrame(arguments[0]))", args: [] });

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { setup, shot, sleep } from "./harness.mjs";
+import { setup, shot, sleep, typeInto } from "./harness.mjs";
 
 const name = `e2e${process.pid}`;
 
@@ -21,14 +21,7 @@ describe("ReplicaSets by clicking", () => {
     await h.stop();
   });
 
-  // Clears the field (selecting all, then typing over it, as a person would) and types `text`.
-  const type = async (css, text) => {
-    const el = await wd.find(css);
-    await wd.cmd("POST", `/element/${el}/clear`, {});
-    await wd.cmd("POST", `/element/${el}/value`, { text: "\uE009a\uE009" + text });
-    const got = await wd.exec(`return document.querySelector(arguments[0]).value`, [css]);
-    assert.equal(got, text, `typed into ${css}`);
-  };
+  const type = (css, text) => typeInto(wd, css, text);
   const status = async () => wd.text(await wd.find(`[data-testid="rs-row-${name}"] [data-testid="rs-status"]`));
 
   it("creates a replicaSet with 2 GPUs and a port from the form", async () => {

@@ -2,7 +2,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { setup, shot } from "./harness.mjs";
+import { setup, shot, typeInto } from "./harness.mjs";
 
 const name = `e2evol${process.pid}`;
 
@@ -18,11 +18,7 @@ describe("Volumes by clicking", () => {
     } catch {}
     await h.stop();
   });
-  const type = async (css, text) => {
-    const el = await wd.find(css);
-    await wd.cmd("POST", `/element/${el}/clear`, {});
-    await wd.cmd("POST", `/element/${el}/value`, { text: "\uE009a\uE009" + text });
-  };
+  const type = (css, text) => typeInto(wd, css, text);
 
   it("creates a 20 MB volume and shows its size in both units", async () => {
     await wd.click(await wd.find('[data-testid="nav-volumes"]'));

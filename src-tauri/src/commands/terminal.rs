@@ -41,12 +41,7 @@ pub async fn rs_terminal_open(
     name: String,
     on_output: Channel<String>,
 ) -> Result<u32, CoreError> {
-    let docker = state.docker_adapter().await?;
-    let settings = state.settings();
-    let id = state
-        .replicasets(&docker, &settings)?
-        .container_id(&name)
-        .await?;
+    let (docker, id) = state.rs_container(&name).await?;
     let term = docker.terminal(&id).await?;
     let mut output = term.output;
     let task = tauri::async_runtime::spawn(async move {
@@ -137,12 +132,7 @@ pub async fn rs_logs_follow(
     name: String,
     on_chunk: Channel<String>,
 ) -> Result<u32, CoreError> {
-    let docker = state.docker_adapter().await?;
-    let settings = state.settings();
-    let id = state
-        .replicasets(&docker, &settings)?
-        .container_id(&name)
-        .await?;
+    let (docker, id) = state.rs_container(&name).await?;
     let task = tauri::async_runtime::spawn(async move {
         let mut logs = Box::pin(docker.logs(&id, true));
         while let Some(Ok(chunk)) = logs.next().await {

@@ -245,28 +245,13 @@ impl<'a> ReplicaSets<'a> {
         let dir = self.env.docker.directory().await?;
         let held = dir.held_outside(name, &self.env.gpus);
         let gpus = self.db(|s| s.claim_gpus(name, &self.env.gpus, &held, spec.gpus))?;
-        let mut busy = host_listening_ports();
-        for (p, owner) in self.env.docker.published_ports().await? {
-            if !owner.starts_with(&format!("{name}-")) {
-                busy.insert(p);
-            }
-        }
-        let host = match self.db(|s| {
-            s.claim_ports(
-                name,
-                self.env.settings.port_range,
-                &busy,
-                keep,
-                spec.ports.len(),
-            )
-        }) {
-            Ok(h) => h,
+        match self.claim_ports_only(name, spec, keep).await {
+            Ok(ports) => Ok((gpus, ports)),
             Err(e) => {
                 self.db(|s| s.release(name))?;
-                return Err(e);
+                Err(e)
             }
-        };
-        Ok((gpus, spec.ports.iter().copied().zip(host).collect()))
+        }
     }
 
     /// Stops the container and releases its GPUs and ports (once: stopping twice releases nothing).
@@ -335,7 +320,7 @@ impl<'a> ReplicaSets<'a> {
                 }
                 let keep: Vec<u16> = rec.ports.iter().map(|(_, h)| *h).collect();
                 let spec = rec.spec.clone();
-                let (_, ports) = self.claim_ports_only(name, &spec, &keep).await?;
+                let ports = self.claim_ports_only(name, &spec, &keep).await?;
                 if ports != rec.ports {
                     self.db(|s| s.release(name))?;
                     return Err(self.state_error(
@@ -357,7 +342,8 @@ impl<'a> ReplicaSets<'a> {
         name: &str,
         spec: &RsSpec,
         keep: &[u16],
-    ) -> Result<(Vec<u16>, Vec<(u16, u16)>)> {
+    ) -> Result<Vec<(u16, u16)>> {
+        // Busy: anything listening on the host, and ports other containers publish.
         let mut busy = host_listening_ports();
         for (p, owner) in self.env.docker.published_ports().await? {
             if !owner.starts_with(&format!("{name}-")) {
@@ -373,7 +359,7 @@ impl<'a> ReplicaSets<'a> {
                 spec.ports.len(),
             )
         })?;
-        Ok((host.clone(), spec.ports.iter().copied().zip(host).collect()))
+        Ok(spec.ports.iter().copied().zip(host).collect())
     }
 
     fn state_error(&self, name: &str, status: RsStatus, hint: &str) -> CoreError {
