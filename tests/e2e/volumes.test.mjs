@@ -57,4 +57,13 @@ describe("Volumes by clicking", () => {
     const binds = await wd.exec("return document.querySelector('[data-testid=rs-form-binds]').value");
     assert.equal(binds, `${name}-2:/data`);
   });
+
+  it("can be created inline from the replicaSet form", async () => {
+    await wd.click(await wd.find('[data-testid="rs-form-new-volume"]'));
+    await type('[data-testid="rs-form-volume-name"]', `${name}b`);
+    await type('[data-testid="rs-form-volume-size"]', "10MB");
+    await wd.click(await wd.find('[data-testid="rs-form-volume-create"]'));
+    await wd.until("bound inline", async () => (await wd.exec("return document.querySelector('[data-testid=rs-form-binds]').value")).includes(`${name}b-1:/data`), 20000);
+    execFileSync(h.cli, ["vol", "rm", `${name}b`], { env: h.env });
+  });
 });

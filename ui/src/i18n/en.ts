@@ -60,6 +60,7 @@ const en = {
     env: "Environment, one KEY=VALUE a line",
     command: "Command (optional)",
     addVolume: "Add a volume at /data…",
+    newVolume: "New volume…",
     version: "Container",
     badName: "The name must be 1–40 lowercase letters, digits, _ or ., starting with a letter or digit (no -).",
     noImage: "Pick an image.",

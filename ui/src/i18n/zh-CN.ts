@@ -62,6 +62,7 @@ const zhCN: Messages = {
     env: "环境变量，每行一个 KEY=VALUE",
     command: "命令（可选）",
     addVolume: "在 /data 挂载数据卷…",
+    newVolume: "新建数据卷…",
     version: "容器",
     badName: "名称须为 1–40 个小写字母、数字、_ 或 .，以字母或数字开头（不能有 -）。",
     noImage: "请选择镜像。",

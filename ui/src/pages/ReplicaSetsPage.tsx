@@ -205,6 +205,12 @@ function CreateForm({ onCreate, busy }: { onCreate: (name: string, spec: import(
         {t("rs.binds")}
         <textarea rows={2} value={f.binds} onChange={set("binds")} placeholder="/data/datasets:/data:ro" data-testid="rs-form-binds" />
         <small className="muted">{t("rs.bindsHelp")}</small>
+        <InlineVolume
+          onCreated={(dockerName) => {
+            setVolumes((v) => [...v, dockerName]);
+            setF((x) => ({ ...x, binds: `${x.binds.trim() ? `${x.binds.trim()}\n` : ""}${dockerName}:/data` }));
+          }}
+        />
         {volumes.length > 0 && (
           <select
             value=""
@@ -423,5 +429,45 @@ function SwapBind({ rs, op }: { rs: RsInfo; op: ReturnType<typeof useOperation> 
         testid="rs-swap"
       />
     </div>
+  );
+}
+
+/** Creates a volume without leaving the form; it is bound at /data. */
+function InlineVolume({ onCreated }: { onCreated: (dockerName: string) => void }) {
+  const { t } = useTranslation();
+  const [open, setOpen] = useState(false);
+  const [name, setName] = useState("");
+  const [size, setSize] = useState("20GB");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  if (!open) {
+    return (
+      <button type="button" className="link" data-testid="rs-form-new-volume" onClick={() => setOpen(true)}>
+        {t("rs.newVolume")}
+      </button>
+    );
+  }
+  const create = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const v = await api.volCreate(name, size);
+      onCreated(v.dockerName);
+      setOpen(false);
+    } catch (e) {
+      setError(toErrorPayload(e).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <span className="actions wrap">
+      <input value={name} onChange={(e) => setName(e.target.value)} placeholder={t("vol.name")} data-testid="rs-form-volume-name" />
+      <input value={size} onChange={(e) => setSize(e.target.value)} placeholder="20GB" data-testid="rs-form-volume-size" />
+      <button type="button" disabled={busy || !name} onClick={create} data-testid="rs-form-volume-create">
+        {busy ? t("vol.creating", { name }) : t("vol.create")}
+      </button>
+      {error && <span className="error-box small">{error}</span>}
+    </span>
   );
 }
