@@ -232,15 +232,25 @@ pub struct CreateArgs<'a> {
     pub ports: &'a [(u16, u16)],
 }
 
+/// `Ok(None)` when the engine answers `status` (already done, or not there), else the answer.
+fn tolerate<T>(
+    r: std::result::Result<T, bollard::errors::Error>,
+    status: u16,
+) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code, .. })
+            if status_code == status =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl DockerAdapter {
     pub async fn image_exists(&self, image: &str) -> Result<bool> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(tolerate(self.docker.inspect_image(image).await, 404)?.is_some())
     }
 
     /// Creates (does not start) a version's container: labels, `CONTAINER_VERSION`, GPUs as
@@ -325,7 +335,7 @@ impl DockerAdapter {
 
     /// Stops; a container already stopped is not an error.
     pub async fn stop(&self, id: &str) -> Result<()> {
-        match self
+        let r = self
             .docker
             .stop_container(
                 id,
@@ -334,14 +344,8 @@ impl DockerAdapter {
                     signal: None,
                 }),
             )
-            .await
-        {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        tolerate(r, 304).map(|_| ())
     }
 
     pub async fn pause(&self, id: &str) -> Result<()> {
@@ -354,7 +358,7 @@ impl DockerAdapter {
 
     /// Removes (forcefully); a container already gone is not an error.
     pub async fn remove(&self, id: &str) -> Result<()> {
-        match self
+        let r = self
             .docker
             .remove_container(
                 id,
@@ -364,43 +368,33 @@ impl DockerAdapter {
                     link: false,
                 }),
             )
-            .await
-        {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        tolerate(r, 404).map(|_| ())
     }
 
     /// The container named `name`, or `None` when there is none.
     pub async fn state(&self, name: &str) -> Result<Option<ContainerState>> {
-        match self
-            .docker
-            .inspect_container(name, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(c) => Ok(Some(ContainerState {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .name
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_string(),
-                status: c
-                    .state
-                    .and_then(|s| s.status)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                upper_dir: c.graph_driver.and_then(|g| g.data.get("UpperDir").cloned()),
-                labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
-            })),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let c = tolerate(
+            self.docker
+                .inspect_container(name, None::<InspectContainerOptions>)
+                .await,
+            404,
+        )?;
+        Ok(c.map(|c| ContainerState {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            status: c
+                .state
+                .and_then(|s| s.status)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            upper_dir: c.graph_driver.and_then(|g| g.data.get("UpperDir").cloned()),
+            labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+        }))
     }
 
     /// Every container (any state) labelled as belonging to `replicaset`.
@@ -613,28 +607,17 @@ impl DockerAdapter {
 
     /// The device a volume was created on, or `None` when there is no such volume.
     pub async fn volume_device(&self, name: &str) -> Result<Option<String>> {
-        match self.docker.inspect_volume(name).await {
-            Ok(v) => Ok(v.options.get("device").cloned().or(Some(String::new()))),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let v = tolerate(self.docker.inspect_volume(name).await, 404)?;
+        Ok(v.map(|v| v.options.get("device").cloned().unwrap_or_default()))
     }
 
     /// Removes a volume; one already gone is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
-        match self
+        let r = self
             .docker
             .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-        {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        tolerate(r, 404).map(|_| ())
     }
 
     /// Containers (any state) that mount `volume`: (id, name, running, replicaSet label).
