@@ -388,16 +388,12 @@ fn fifty_concurrent_runs_on_eight_gpus() {
     let children: Vec<_> = (0..50)
         .map(|i| {
             let rs = format!("{base}n{i}");
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gpudeck"));
-            cmd.args([
+            let mut cmd = rig.fake.cli_command(&[
                 "rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1", "--json",
-            ])
-            .args(IDLE)
-            .env("FAKE_NVML_FILE", rig.fake.file())
-            .env("GPUDECK_NVML_LIB", &rig.fake.lib)
-            .env("GPUDECK_DATA_DIR", rig.fake.dir.path().join("data"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+            ]);
+            cmd.args(IDLE)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             (rs, cmd.spawn().unwrap())
         })
         .collect();
@@ -451,11 +447,9 @@ fn a_crash_at_any_step_of_a_patch_loses_nothing() {
         let rs = name("k");
         rig.run_rs(&rs, &["--gpus", "1", "--port", "8080"]);
         rig.sh(&rs, "echo precious > /precious");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpudeck"))
-            .args(["rs", "patch", &rs, "--gpus", "2"])
-            .env("FAKE_NVML_FILE", rig.fake.file())
-            .env("GPUDECK_NVML_LIB", &rig.fake.lib)
-            .env("GPUDECK_DATA_DIR", rig.fake.dir.path().join("data"))
+        let out = rig
+            .fake
+            .cli_command(&["rs", "patch", &rs, "--gpus", "2"])
             .env("GPUDECK_CRASH_AT", step)
             .output()
             .unwrap();

@@ -195,10 +195,8 @@ fn a_crash_at_any_step_of_a_resize_loses_nothing() {
         ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
         assert_eq!(in_volume(&format!("{v}-1"), FILL).0, 0);
         let (_, before) = in_volume(&format!("{v}-1"), CHECK);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpudeck"))
-            .args(["vol", "resize", &v, "--size", "30MB"])
-            .env("GPUDECK_NVML_LIB", &fake.lib)
-            .env("GPUDECK_DATA_DIR", fake.dir.path().join("data"))
+        let out = fake
+            .cli_command(&["vol", "resize", &v, "--size", "30MB"])
             .env("GPUDECK_CRASH_AT", step)
             .output()
             .unwrap();

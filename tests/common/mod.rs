@@ -163,17 +163,20 @@ impl FakeNvml {
         g
     }
 
-    /// Runs the `gpudeck` CLI against this fake, with an isolated data dir.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        let data = self.dir.path().join("data");
-        Command::new(env!("CARGO_BIN_EXE_gpudeck"))
-            .args(args)
+    /// The `gpudeck` CLI against this fake, with an isolated data dir (not run yet).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gpudeck"));
+        c.args(args)
             .env("FAKE_NVML_FILE", self.file())
             .env("GPUDECK_NVML_LIB", &self.lib)
-            .env("GPUDECK_DATA_DIR", data)
-            .env("PATH", rig_path())
-            .output()
-            .unwrap()
+            .env("GPUDECK_DATA_DIR", self.dir.path().join("data"))
+            .env("PATH", rig_path());
+        c
+    }
+
+    /// Runs the `gpudeck` CLI against this fake.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().unwrap()
     }
 }
 

@@ -135,11 +135,7 @@ impl DockerAdapter {
         let mut dir = ContainerDirectory::default();
         for c in list {
             let Some(id) = c.id else { continue };
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
+            let name = summary_name(c.names);
             if let Some(rs) = c
                 .labels
                 .as_ref()
@@ -230,6 +226,14 @@ pub struct CreateArgs<'a> {
     pub gpus: &'a [String],
     /// (container port, host port).
     pub ports: &'a [(u16, u16)],
+}
+
+/// A container's name from a list entry (`/foo-1` → `foo-1`).
+fn summary_name(names: Option<Vec<String>>) -> String {
+    names
+        .and_then(|n| n.into_iter().next())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_default()
 }
 
 /// `Ok(None)` when the engine answers `status` (already done, or not there), else the answer.
@@ -425,12 +429,7 @@ impl DockerAdapter {
             .await?;
         let mut out = Vec::new();
         for c in list {
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string();
+            let name = summary_name(c.names);
             for p in c.ports.unwrap_or_default() {
                 if let Some(h) = p.public_port {
                     out.push((h, name.clone()));
@@ -637,12 +636,7 @@ impl DockerAdapter {
         Ok(list
             .into_iter()
             .map(|c| {
-                let name = c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_string();
+                let name = summary_name(c.names);
                 let running = matches!(
                     c.state,
                     Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED)
