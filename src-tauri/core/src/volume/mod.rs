@@ -198,6 +198,11 @@ impl<'a> Volumes<'a> {
     }
 
     pub async fn info(&self, name: &str) -> Result<VolumeInfo> {
+        self.info_with(name, None).await
+    }
+
+    /// `info`, with the used bytes when they are known already (measuring mounts the volume).
+    async fn info_with(&self, name: &str, known_used: Option<u64>) -> Result<VolumeInfo> {
         let v = self.current(name)?;
         let dn = docker_name(name, v.version);
         let users = self
@@ -212,7 +217,10 @@ impl<'a> Volumes<'a> {
             version: v.version,
             docker_name: dn,
             size_bytes: v.size_bytes,
-            used_bytes: self.used(name, v.version).await.ok(),
+            used_bytes: match known_used {
+                Some(u) => Some(u),
+                None => self.used(name, v.version).await.ok(),
+            },
             backend: v.backend,
             users,
         })
@@ -341,7 +349,8 @@ impl<'a> Volumes<'a> {
                 self.finish_resize(name, cur.version, next, &replicasets, move_users)
                     .await?;
                 self.db(|s| s.journal_finish(id, "done"))?;
-                self.info(name).await
+                // The copy holds exactly what the old version held.
+                self.info_with(name, Some(used)).await
             }
             Err(e) => {
                 self.undo_resize(&payload).await?;
