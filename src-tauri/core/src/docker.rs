@@ -125,13 +125,7 @@ impl DockerAdapter {
 
     /// Every container's name, and what the running and paused ones claim of the GPUs.
     pub async fn directory(&self) -> Result<ContainerDirectory> {
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                ..Default::default()
-            }))
-            .await?;
+        let list = self.containers(true, None).await?;
         let mut dir = ContainerDirectory::default();
         for c in list {
             let Some(id) = c.id else { continue };
@@ -253,6 +247,23 @@ fn tolerate<T>(
 }
 
 impl DockerAdapter {
+    /// Containers, all states or running only, optionally filtered (`label=…`, `volume=…`).
+    async fn containers(
+        &self,
+        all: bool,
+        filter: Option<(&str, String)>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let filters = filter.map(|(k, v)| HashMap::from([(k.to_string(), vec![v])]));
+        Ok(self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all,
+                filters,
+                ..Default::default()
+            }))
+            .await?)
+    }
+
     pub async fn image_exists(&self, image: &str) -> Result<bool> {
         Ok(tolerate(self.docker.inspect_image(image).await, 404)?.is_some())
     }
@@ -403,30 +414,21 @@ impl DockerAdapter {
 
     /// Every container (any state) labelled as belonging to `replicaset`.
     pub async fn containers_of(&self, replicaset: &str) -> Result<Vec<String>> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{}={replicaset}", crate::replicaset::LABEL_RS)],
-        )]);
         let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
+            .containers(
+                true,
+                Some((
+                    "label",
+                    format!("{}={replicaset}", crate::replicaset::LABEL_RS),
+                )),
+            )
             .await?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
     /// Host ports published by containers, with the container's name.
     pub async fn published_ports(&self) -> Result<Vec<(u16, String)>> {
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: false,
-                ..Default::default()
-            }))
-            .await?;
+        let list = self.containers(false, None).await?;
         let mut out = Vec::new();
         for c in list {
             let name = summary_name(c.names);
@@ -624,14 +626,8 @@ impl DockerAdapter {
         &self,
         volume: &str,
     ) -> Result<Vec<(String, String, bool, Option<String>)>> {
-        let filters = HashMap::from([("volume".to_string(), vec![volume.to_string()])]);
         let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
+            .containers(true, Some(("volume", volume.to_string())))
             .await?;
         Ok(list
             .into_iter()

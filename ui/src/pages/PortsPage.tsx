@@ -59,7 +59,7 @@ export function PortsPage() {
                   <tr key={u.port} data-testid={`port-${u.port}`}>
                     <td className="mono">{u.port}</td>
                     <td>{t(`ports.kinds.${u.kind}`)}</td>
-                    <td>{u.owner}</td>
+                    <td>{u.kind === "host" ? "—" : u.owner}</td>
                   </tr>
                 ))}
               </tbody>
