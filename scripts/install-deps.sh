@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what GPU Deck needs and is missing on Debian 12 (or newer): system libraries for Tauri
 # (WebKitGTK 4.1), the Docker engine, Rust and Node.js, and the project's npm packages.
-# With --test, also what the tests need: Xvfb, WebKitWebDriver, busybox-static, tauri-driver.
+# With --test, also what the tests need: Xvfb, WebKitWebDriver, busybox-static, tauri-driver, and
+# qemu + kmod + cpio for the XFS-quota volume tests in a VM (tests/vm).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,8 +16,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 pkgs=(build-essential pkg-config file curl ca-certificates libwebkit2gtk-4.1-dev libssl-dev
-      libayatana-appindicator3-dev librsvg2-dev docker.io)
-[ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static)
+      libayatana-appindicator3-dev librsvg2-dev docker.io xfsprogs)
+[ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static qemu-system-x86 kmod cpio)
 command -v node >/dev/null || pkgs+=(nodejs npm)
 
 missing=()

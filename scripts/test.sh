@@ -27,5 +27,20 @@ ls "$target"/debug/bundle/deb/*.deb
 step "Rust: unit and integration tests"
 cargo test --workspace --features tauri/custom-protocol
 
+step "volumes on XFS project quotas, in a VM (this kernel has no XFS quota; Debian's has)"
+# The same volume tests, run again inside tests/vm (Debian 12's kernel under qemu, emulated) with
+# the data folder on XFS mounted with prjquota, so volumes get the xfs-quota backend.
+if [ "${GPUDECK_SKIP_VM:-0}" = 1 ]; then
+  echo "skipped (GPUDECK_SKIP_VM=1)"
+else
+  vol_bin=$(cargo test --features tauri/custom-protocol --test volume --no-run 2>&1 |
+    sed -n 's/.*Executable tests\/volume.rs (\(.*\))/\1/p' | tail -1)
+  case $vol_bin in /*) ;; *) vol_bin="$repo/$vol_bin" ;; esac
+  export GPUDECK_VM_DIR="$target/vm"   # the kernel it fetches is kept with the build cache
+  bash tests/vm/run.sh "GPUDECK_RIG_DIR=/tmp/rig GPUDECK_RIG_DOCKERD_ARGS='--bridge none --iptables=false' bash tests/rig/setup.sh \
+    && mkdir -p /srv/xfs/tmp && TMPDIR=/srv/xfs/tmp GPUDECK_EXPECT_BACKEND=xfs-quota \
+    GPUDECK_CRASH_STEPS=copied,recorded $vol_bin --test-threads=1"
+fi
+
 step "end to end: the app under Xvfb through tauri-driver"
 GPUDECK_APP="$target/debug/gpudeck-app" node --test tests/e2e/

@@ -28,6 +28,8 @@ describe("Volumes by clicking", () => {
     await wd.click(await wd.find('[data-testid="vol-form-submit"]'));
     const size = await wd.until("row", () => wd.find(`[data-testid="vol-row-${name}"] [data-testid="vol-size"]`), 20000);
     assert.equal(await wd.text(size), "20.0 MB (19.1 MiB)");
+    // Honest about the kind of limit: this machine's data folder is not on XFS with quotas.
+    assert.equal(await wd.text(await wd.find(`[data-testid="vol-row-${name}"] [data-testid="vol-kind"]`)), "image file");
   });
 
   it("refuses a bad size with a clear error, then resizes to 40 MB", async () => {
@@ -46,6 +48,7 @@ describe("Volumes by clicking", () => {
     await shot(wd, "volumes-en.png");
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="zh-CN"]'));
     await wd.until("Chinese", async () => (await wd.text(await wd.find('[data-testid="nav-volumes"]'))) === "数据卷");
+    assert.match(await wd.text(await wd.find('[data-testid="vol-limit-kind"]')), /镜像文件中的 ext4/);
     await shot(wd, "volumes-zh.png");
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="en"]'));
   });

@@ -14,7 +14,8 @@ image=gpudeck-test/busybox:latest
 if ! docker info >/dev/null 2>&1; then
   echo "rig: no Docker engine answers; starting dockerd (log: $state/dockerd.log)"
   [ "$(id -u)" = 0 ] || { echo "rig: starting dockerd needs root (sudo)"; exit 1; }
-  PATH="$here/bin:$PATH" nohup dockerd >"$state/dockerd.log" 2>&1 &
+  # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
+  PATH="$here/bin:$PATH" nohup dockerd ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd.log" 2>&1 &
   echo $! >"$state/dockerd.pid"
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "rig: dockerd did not come up:"; tail -20 "$state/dockerd.log"; exit 1; }

@@ -405,6 +405,7 @@ fn volumes(cli: &Path, work: &Path) {
         .args(["-o", "loop"])
         .arg(&dimg)
         .arg(&dst));
+    drop_caches();
     let t0 = Instant::now();
     sh(Command::new("cp")
         .args(["-a", "--sparse=always"])
@@ -426,7 +427,7 @@ fn volumes(cli: &Path, work: &Path) {
         .unwrap_or(0.0)
         / 1e6;
     println!(
-        "volume resize of {mb:.0} MB (4000 small files, 4 large, 1 sparse) vs cp -a of the same tree: {:.0} MB/s vs {:.0} MB/s = {:.2}x (target >= 0.9x; ours includes mkfs and the Docker volume)",
+        "volume resize of {mb:.0} MB (4000 small files, 4 large, 1 sparse) vs cp -a of the same tree: {:.0} MB/s vs {:.0} MB/s = {:.2}x (target >= 0.9x; both from a cold page cache; ours is the whole CLI call: used-space check, copy, Docker volume, retiring the old version)",
         mb / ours,
         mb / plain,
         plain / ours

@@ -51,6 +51,15 @@ pub enum DockerStatus {
     },
 }
 
+/// What a Docker `local` volume is made of.
+#[derive(Debug, Clone, Copy)]
+pub enum LocalSource<'a> {
+    /// An ext4 block device (`type=ext4,device=/dev/loopN`).
+    Ext4Device(&'a str),
+    /// A host folder bind-mounted (`type=none,o=bind,device=DIR`).
+    BindDir(&'a str),
+}
+
 pub struct DockerAdapter {
     docker: Docker,
     endpoint: String,
@@ -579,10 +588,10 @@ impl DockerAdapter {
 
     /// Creates a local-driver volume on a block device (an ext4 loop device), labelled as
     /// version `version` of GPU Deck volume `volume`.
-    pub async fn create_device_volume(
+    pub async fn create_local_volume(
         &self,
         name: &str,
-        device: &str,
+        source: LocalSource<'_>,
         volume: &str,
         version: u32,
     ) -> Result<()> {
@@ -590,10 +599,17 @@ impl DockerAdapter {
             ("gpudeck.volume".to_string(), volume.to_string()),
             ("gpudeck.version".to_string(), version.to_string()),
         ]);
-        let opts = HashMap::from([
-            ("type".to_string(), "ext4".to_string()),
+        let (kind, device, o) = match source {
+            LocalSource::Ext4Device(d) => ("ext4", d, None),
+            LocalSource::BindDir(d) => ("none", d, Some("bind")),
+        };
+        let mut opts = HashMap::from([
+            ("type".to_string(), kind.to_string()),
             ("device".to_string(), device.to_string()),
         ]);
+        if let Some(o) = o {
+            opts.insert("o".to_string(), o.to_string());
+        }
         self.docker
             .create_volume(bollard::models::VolumeCreateRequest {
                 name: Some(name.to_string()),

@@ -66,7 +66,7 @@ pub async fn run(endpoint: Option<&str>, nvml_lib: Option<&Path>) -> Vec<DoctorC
     out.push(nvml_check(nvml_lib));
     out.push(container_toolkit_check(engine.as_ref().ok()));
     out.push(storage_driver_check(engine.as_ref().ok()));
-    out.push(volume_limits_check(engine.as_ref().ok()));
+    out.push(volume_limits_check());
     out
 }
 
@@ -194,43 +194,57 @@ pub fn mount_of<'a>(mountinfo: &'a str, path: &str) -> Option<(&'a str, &'a str,
         .max_by_key(|(p, _, _)| p.len())
 }
 
-fn volume_limits_check(engine: Option<&EngineInfo>) -> DoctorCheck {
-    let root = engine
-        .and_then(|i| i.docker_root_dir.clone())
-        .unwrap_or_else(|| "/var/lib/docker".into());
+/// Whether a mount with these options enforces XFS project quotas.
+pub fn has_project_quota(fs: &str, opts: &str) -> bool {
+    fs == "xfs" && opts.split(',').any(|o| matches!(o, "prjquota" | "pquota"))
+}
+
+/// Where volumes go (the data folder's `volumes/`) and which kind of limit they get there.
+fn volume_limits_check() -> DoctorCheck {
+    let folder = crate::paths::DataDir::resolve()
+        .map(|d| d.path().join("volumes"))
+        .unwrap_or_else(|_| PathBuf::from("volumes"));
+    // The folder itself may not exist yet: its nearest existing parent decides.
+    let probe = folder
+        .ancestors()
+        .find_map(|p| p.canonicalize().ok())
+        .unwrap_or_else(|| folder.clone());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let (fs, opts) = mount_of(&mountinfo, &root)
+    let (fs, opts) = mount_of(&mountinfo, &probe.display().to_string())
         .map(|(_, fs, o)| (fs.to_string(), o))
         .unwrap_or_default();
-    let pquota = fs == "xfs" && (opts.contains("prjquota") || opts.contains("pquota"));
+    let pquota = has_project_quota(&fs, &opts);
+    let xfs_tools = on_path("xfs_quota").is_some() && on_path("xfs_io").is_some();
     let loop_ok = Path::new("/dev/loop-control").exists() && on_path("losetup").is_some();
-    let mut kinds = Vec::new();
-    if pquota {
-        kinds.push("XFS project quota (native, enforced by the kernel)");
-    }
-    if loop_ok {
-        kinds.push("image file (ext4 on a loop device; needs root to attach)");
-    }
-    kinds.push("tmpfs (enforced, but in memory: lost at reboot)");
+    let new_kind = if pquota {
+        "XFS project quota (native, enforced by the kernel, kept across reboots)"
+    } else {
+        "image file (ext4 on a loop device, re-attached at start)"
+    };
     let summary = format!(
-        "{root} is on {} ({}); size limits available: {}",
+        "{} is on {} ({}); size limits available: new volumes get {new_kind}",
+        folder.display(),
         if fs.is_empty() { "?" } else { &fs },
         if pquota {
             "project quota on"
         } else {
             "no project quota"
         },
-        kinds.join("; ")
     );
-    if pquota || loop_ok {
-        check("volume_limits", CheckStatus::Ok, summary, None)
-    } else {
-        check(
+    match (pquota, xfs_tools, loop_ok) {
+        (true, true, _) | (false, _, true) => check("volume_limits", CheckStatus::Ok, summary, None),
+        (true, false, _) => check(
+            "volume_limits",
+            CheckStatus::Fail,
+            summary,
+            Some("sudo apt-get install xfsprogs (xfs_quota sets the limits)"),
+        ),
+        (false, _, false) => check(
             "volume_limits",
             CheckStatus::Warn,
             summary,
-            Some("mount the Docker root on XFS with prjquota, or install mount + e2fsprogs and run GPU Deck's volume service as root"),
-        )
+            Some("mount an XFS file system with prjquota on the volumes folder, or install mount + e2fsprogs and run GPU Deck as root"),
+        ),
     }
 }
 
@@ -253,5 +267,14 @@ mod tests {
         assert_eq!(mount_of(MI, "/var/lib/docker/volumes").unwrap().1, "xfs");
         assert_eq!(mount_of(MI, "/var/lib/dockerx").unwrap().1, "ext4");
         assert_eq!(mount_of(MI, "/home").unwrap().0, "/");
+    }
+
+    #[test]
+    fn project_quota_needs_xfs_and_enforcement() {
+        assert!(has_project_quota("xfs", "rw,relatime,rw,attr2,prjquota"));
+        assert!(has_project_quota("xfs", "rw,pquota"));
+        assert!(!has_project_quota("xfs", "rw,attr2,pqnoenforce"));
+        assert!(!has_project_quota("ext4", "rw,prjquota"));
+        assert!(!has_project_quota("xfs", "rw,attr2,noquota"));
     }
 }

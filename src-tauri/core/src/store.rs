@@ -83,6 +83,12 @@ const MIGRATIONS: &[&str] = &[
         retired_at INTEGER,
         PRIMARY KEY (name, version)
     );",
+    // 5: named counters that only go up (XFS project IDs for volume versions: never reused, so a
+    // stale quota record can never limit a new folder).
+    "CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -419,6 +425,25 @@ impl Store {
             params![name, version, now_s()],
         )?;
         Ok(())
+    }
+
+    /// The next value of a counter that starts above `floor`; never the same twice.
+    pub fn next_counter(&mut self, name: &str, floor: i64) -> Result<i64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO counters(name, value) VALUES (?1, ?2 + 1)
+             ON CONFLICT(name) DO UPDATE SET value = max(value, ?2) + 1",
+            params![name, floor],
+        )?;
+        let v: i64 = tx.query_row(
+            "SELECT value FROM counters WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(v)
     }
 
     pub fn vol_mark_deleted(&mut self, name: &str) -> Result<()> {
@@ -795,5 +820,23 @@ mod claim_tests {
         let mut busy2 = busy.clone();
         busy2.extend(&a);
         assert_eq!(s.claim_ports("a", r, &busy2, &a, 2).unwrap(), a);
+    }
+
+    #[test]
+    fn counters_only_go_up() {
+        let mut s = Store::open_in_memory().unwrap();
+        assert_eq!(s.next_counter("q", 100).unwrap(), 101);
+        assert_eq!(s.next_counter("q", 100).unwrap(), 102);
+        assert_eq!(
+            s.next_counter("q", 500).unwrap(),
+            501,
+            "a higher floor lifts it"
+        );
+        assert_eq!(
+            s.next_counter("q", 100).unwrap(),
+            502,
+            "a lower floor never lowers it"
+        );
+        assert_eq!(s.next_counter("other", 0).unwrap(), 1);
     }
 }

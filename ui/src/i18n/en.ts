@@ -124,7 +124,15 @@ const en = {
     creating: "Creating {{name}}",
     created: "{{name}} is ready; bind it as shown in the list.",
     empty: "No volumes yet. Create one to keep datasets and checkpoints with a size limit.",
-    limitKind: "Size limit: an ext4 file system in an image file on a loop device; writes past the size fail with “no space left”.",
+    limitCol: "Limit",
+    kind: {
+      "image-file": "image file",
+      "xfs-quota": "XFS quota",
+    },
+    limitKind: {
+      "image-file": "Size limit: an ext4 file system in an image file on a loop device (re-attached when GPU Deck starts); writes past the size fail with “no space left”.",
+      "xfs-quota": "Size limit: an XFS project quota on the volume's folder, enforced by the kernel and kept across reboots; writes past the size fail with “no space left”.",
+    },
     newSize: "New size",
     moveUsers: "Move replicaSets that use it",
     resize: "Resize",

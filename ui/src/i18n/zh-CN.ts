@@ -126,7 +126,15 @@ const zhCN: Messages = {
     creating: "正在创建 {{name}}",
     created: "{{name}} 已就绪；请按列表中的挂载名挂载。",
     empty: "还没有数据卷。创建一个来存放有容量限制的数据集和检查点。",
-    limitKind: "容量限制方式：回环设备上镜像文件中的 ext4 文件系统；写满后会报“设备上没有空间”。",
+    limitCol: "限制方式",
+    kind: {
+      "image-file": "镜像文件",
+      "xfs-quota": "XFS 配额",
+    },
+    limitKind: {
+      "image-file": "容量限制方式：回环设备上镜像文件中的 ext4 文件系统（GPU Deck 启动时重新挂接）；写满后会报“设备上没有空间”。",
+      "xfs-quota": "容量限制方式：数据卷目录上的 XFS 项目配额，由内核强制执行，重启后依然有效；写满后会报“设备上没有空间”。",
+    },
     newSize: "新容量",
     moveUsers: "同时迁移使用它的副本集",
     resize: "调整容量",

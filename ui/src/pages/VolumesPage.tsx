@@ -57,6 +57,7 @@ export function VolumesPage() {
               <th>{t("vol.name")}</th>
               <th>{t("vol.bindAs")}</th>
               <th>{t("vol.size")}</th>
+              <th>{t("vol.limitCol")}</th>
               <th>{t("vol.used")}</th>
               <th>{t("vol.users")}</th>
             </tr>
@@ -71,6 +72,9 @@ export function VolumesPage() {
                   </td>
                   <td className="mono small">{v.dockerName}</td>
                   <td data-testid="vol-size">{bytesBoth(v.sizeBytes)}</td>
+                  <td className="small" data-testid="vol-kind">
+                    {t(`vol.kind.${v.backend}`, { defaultValue: v.backend })}
+                  </td>
                   <td>
                     <span className="small">{bytesBoth(v.usedBytes)}</span>
                     <div className="meter" aria-hidden="true">
@@ -144,7 +148,9 @@ function VolumeDetail({ v, busy, onResize, onDelete }: { v: VolumeInfo; busy: bo
           {v.name} <span className="muted">· {v.dockerName}</span>
         </h2>
       </header>
-      <p className="small muted">{t("vol.limitKind")}</p>
+      <p className="small muted" data-testid="vol-limit-kind">
+        {t(`vol.limitKind.${v.backend}`, { defaultValue: v.backend })}
+      </p>
       <div className="actions wrap">
         <label className="inline">
           {t("vol.newSize")}
@@ -162,7 +168,7 @@ function VolumeDetail({ v, busy, onResize, onDelete }: { v: VolumeInfo; busy: bo
         {[...history].reverse().map((h) => (
           <li key={h.version} className={h.version === v.version ? "current" : undefined} data-testid={`vol-version-${h.version}`}>
             <div>
-              <strong>v{h.version}</strong> <span className="muted">{new Date(h.createdAt * 1000).toLocaleString()}</span> · {t(`vol.op.${h.op}`)} · {bytesBoth(h.sizeBytes)}
+              <strong>v{h.version}</strong> <span className="muted">{new Date(h.createdAt * 1000).toLocaleString()}</span> · {t(`vol.op.${h.op}`)} · {bytesBoth(h.sizeBytes)} · {t(`vol.kind.${h.backend}`, { defaultValue: h.backend })}
               {h.retiredAt != null && <span className="muted"> · {t("vol.retired")}</span>}
             </div>
           </li>

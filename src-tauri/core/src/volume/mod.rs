@@ -1,10 +1,18 @@
 //! Volumes: named, versioned (`<name>-<N>`), with a size the kernel enforces.
 //!
-//! Backend "image-file": each version is an ext4 file system in a sparse file under the data
-//! folder (`volumes/<name>-<N>.img`), attached to a loop device and given to Docker's `local`
-//! driver as `type=ext4,device=/dev/loopN`. Writing past the size fails with ENOSPC inside the
-//! container. Needs root (losetup, mount). At every start, `restore` re-attaches the files (a
-//! reboot detaches loop devices) and re-creates a Docker volume whose device changed.
+//! Each version lives under the volumes folder (`<data dir>/volumes`), with one of two kinds of
+//! limit, chosen when the version is made:
+//! - "xfs-quota", when that folder is on XFS mounted with `prjquota`: a folder `<name>-<N>/` with
+//!   an XFS project quota of the size (`xfs_quota project -s`, `limit -p bhard=`), given to
+//!   Docker's `local` driver as `type=none,o=bind,device=DIR`. Native: nothing to attach, and it
+//!   survives reboots by itself.
+//! - "image-file" otherwise: an ext4 file system in a sparse file (`<name>-<N>.img`), attached to
+//!   a loop device and given to the `local` driver as `type=ext4,device=/dev/loopN`. At every
+//!   start, `restore` re-attaches the files (a reboot detaches loop devices) and re-creates a
+//!   Docker volume whose device changed.
+//!
+//! Either way writing past the size fails with ENOSPC inside the container, and either needs root
+//! (xfs_quota, or losetup and mount).
 //!
 //! A resize makes version N+1 of the new size and copies everything (owners, modes, xattrs,
 //! symlinks, hard links, sparse files) before N is retired, in journaled steps:
@@ -22,13 +30,33 @@ use ts_rs::TS;
 
 pub use size::{human, parse_size, MIN_SIZE};
 
-use crate::docker::DockerAdapter;
+use crate::docker::{DockerAdapter, LocalSource};
 use crate::paths::DataDir;
 use crate::replicaset::{validate_name, Bind, ReplicaSets};
 use crate::store::{Store, VolumeVersion};
 use crate::{crash_point, CoreError, Result};
 
-pub const BACKEND: &str = "image-file";
+pub const IMAGE_FILE: &str = "image-file";
+pub const XFS_QUOTA: &str = "xfs-quota";
+/// XFS project IDs GPU Deck hands out start above this (clear of hand-made /etc/projects ones).
+const PROJECT_ID_FLOOR: i64 = 4_100_000;
+
+/// Where one version's bytes are, as the host sees them.
+enum Backing {
+    /// A loop device with an ext4 file system (image-file).
+    Loop(String),
+    /// A folder with a project quota (xfs-quota).
+    Dir(PathBuf),
+}
+
+impl Backing {
+    fn source(&self) -> LocalSource<'_> {
+        match self {
+            Backing::Loop(dev) => LocalSource::Ext4Device(dev),
+            Backing::Dir(dir) => LocalSource::BindDir(dir.to_str().unwrap_or_default()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -77,6 +105,29 @@ async fn run(tool: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// `run`, where some non-zero exit statuses mean success too.
+async fn run_ok_codes(tool: &str, args: &[&str], ok: &[i32]) -> Result<String> {
+    let out = tokio::process::Command::new(tool)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| CoreError::Io {
+            path: tool.into(),
+            reason: format!("{e} (install e2fsprogs)"),
+        })?;
+    if out.status.code().is_some_and(|c| ok.contains(&c)) {
+        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    Err(CoreError::Io {
+        path: format!("{tool} {}", args.join(" ")),
+        reason: format!(
+            "{}{} (volumes with enforced sizes need root: run GPU Deck as root or with sudo)",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })
+}
+
 pub struct Volumes<'a> {
     pub docker: &'a DockerAdapter,
     pub store: &'a Mutex<Store>,
@@ -95,11 +146,118 @@ impl<'a> Volumes<'a> {
         Ok(())
     }
 
+    fn root(&self) -> PathBuf {
+        self.data_dir.path().join("volumes")
+    }
+
     fn file(&self, name: &str, version: u32) -> PathBuf {
-        self.data_dir
-            .path()
-            .join("volumes")
+        self.root()
             .join(format!("{}.img", docker_name(name, version)))
+    }
+
+    fn dir(&self, name: &str, version: u32) -> PathBuf {
+        self.root().join(docker_name(name, version))
+    }
+
+    /// The kind of limit a new version gets here, and the XFS mount point for a quota.
+    pub fn new_backend(&self) -> Result<(&'static str, Option<PathBuf>)> {
+        let root = self.root();
+        std::fs::create_dir_all(&root).map_err(|e| CoreError::io(&root, e))?;
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = root.canonicalize().map_err(|e| CoreError::io(&root, e))?;
+        Ok(
+            match crate::doctor::mount_of(&mountinfo, &root.display().to_string()) {
+                Some((mnt, fs, opts)) if crate::doctor::has_project_quota(fs, &opts) => {
+                    (XFS_QUOTA, Some(PathBuf::from(mnt)))
+                }
+                _ => (IMAGE_FILE, None),
+            },
+        )
+    }
+
+    /// A new version's storage of `size` bytes; its kind and where it is.
+    async fn make_backing(
+        &self,
+        name: &str,
+        version: u32,
+        size: u64,
+    ) -> Result<(&'static str, Backing)> {
+        match self.new_backend()? {
+            (kind, Some(mnt)) => {
+                let dir = self.dir(name, version);
+                if dir.exists() {
+                    drop_dir(&dir).await?;
+                }
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(|e| CoreError::io(&dir, e))?;
+                let id = self.db(|s| s.next_counter("xfs_project", PROJECT_ID_FLOOR))?;
+                let (d, m) = (dir.display().to_string(), mnt.display().to_string());
+                run(
+                    "xfs_quota",
+                    &["-x", "-c", &format!("project -s -p {d} {id}"), &m],
+                )
+                .await?;
+                run(
+                    "xfs_quota",
+                    &["-x", "-c", &format!("limit -p bhard={size} {id}"), &m],
+                )
+                .await?;
+                Ok((kind, Backing::Dir(dir)))
+            }
+            (kind, None) => Ok((
+                kind,
+                Backing::Loop(self.make_image(name, version, size).await?),
+            )),
+        }
+    }
+
+    /// Version `to` as a copy of image `from` (not mounted) resized to `size`: a sparse copy of
+    /// the file, `e2fsck -f` (resize2fs insists) and `resize2fs`.
+    async fn clone_image(&self, name: &str, from: u32, to: u32, size: u64) -> Result<()> {
+        let (src, dst) = (self.file(name, from), self.file(name, to));
+        let d = dst.display().to_string();
+        run("cp", &["--sparse=always", &src.display().to_string(), &d]).await?;
+        let grow = size
+            > std::fs::metadata(&dst)
+                .map_err(|e| CoreError::io(&dst, e))?
+                .len();
+        let set_len = |len: u64| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&dst)
+                .and_then(|f| f.set_len(len))
+                .map_err(|e| CoreError::io(&dst, e))
+        };
+        if grow {
+            set_len(size)?;
+        }
+        // 0: clean, 1: errors corrected; anything else is a real problem.
+        run_ok_codes("e2fsck", &["-f", "-y", &d], &[0, 1]).await?;
+        let resized = run("resize2fs", &[&d, &format!("{}K", size / 1024)]).await;
+        if let Err(e) = resized {
+            return Err(match e {
+                CoreError::Io { reason, .. } if reason.contains("No space left") => CoreError::InvalidInput {
+                    what: "size".into(),
+                    reason: "the files do not fit in the new size (the file system needs room of its own); ask for more".into(),
+                },
+                other => other,
+            });
+        }
+        if !grow {
+            set_len(size)?;
+        }
+        run("e2label", &[&d, &docker_name(name, to)]).await?;
+        Ok(())
+    }
+
+    /// An existing version's storage (attaching an image file that is not attached).
+    async fn backing(&self, name: &str, version: u32) -> Result<Backing> {
+        let dir = self.dir(name, version);
+        if dir.is_dir() {
+            return Ok(Backing::Dir(dir));
+        }
+        Ok(Backing::Loop(attach(&self.file(name, version)).await?))
     }
 
     fn current(&self, name: &str) -> Result<VolumeVersion> {
@@ -117,7 +275,7 @@ impl<'a> Volumes<'a> {
     }
 
     /// An ext4 file system of `size` bytes in a new sparse file, attached; the loop device.
-    async fn make_backing(&self, name: &str, version: u32, size: u64) -> Result<String> {
+    async fn make_image(&self, name: &str, version: u32, size: u64) -> Result<String> {
         let file = self.file(name, version);
         if let Some(dir) = file.parent() {
             tokio::fs::create_dir_all(dir)
@@ -141,6 +299,10 @@ impl<'a> Volumes<'a> {
     }
 
     async fn drop_backing(&self, name: &str, version: u32) -> Result<()> {
+        let dir = self.dir(name, version);
+        if dir.is_dir() {
+            drop_dir(&dir).await?;
+        }
         let file = self.file(name, version);
         detach(&file).await?;
         if file.exists() {
@@ -172,23 +334,27 @@ impl<'a> Volumes<'a> {
             });
         }
         let made = async {
-            let dev = self.make_backing(name, 1, size).await?;
+            let (kind, b) = self.make_backing(name, 1, size).await?;
             self.docker
-                .create_device_volume(&docker_name(name, 1), &dev, name, 1)
-                .await
+                .create_local_volume(&docker_name(name, 1), b.source(), name, 1)
+                .await?;
+            Ok::<_, CoreError>(kind)
         }
         .await;
-        if let Err(e) = made {
-            let _ = self.docker.remove_volume(&docker_name(name, 1)).await;
-            let _ = self.drop_backing(name, 1).await;
-            return Err(e);
-        }
+        let backend = match made {
+            Ok(kind) => kind,
+            Err(e) => {
+                let _ = self.docker.remove_volume(&docker_name(name, 1)).await;
+                let _ = self.drop_backing(name, 1).await;
+                return Err(e);
+            }
+        };
         self.db(|s| {
             s.vol_add_version(&VolumeVersion {
                 name: name.into(),
                 version: 1,
                 size_bytes: size,
-                backend: BACKEND.into(),
+                backend: backend.into(),
                 op: "create".into(),
                 created_at: now_s(),
                 retired_at: None,
@@ -243,10 +409,12 @@ impl<'a> Volumes<'a> {
         Ok(v)
     }
 
-    /// Bytes the files take (statfs of the file system: blocks in use, metadata excluded).
+    /// Bytes the files take (statfs: blocks in use; for a quota folder, what the project uses).
     async fn used(&self, name: &str, version: u32) -> Result<u64> {
-        let file = self.file(name, version);
-        let dev = attach(&file).await?;
+        let dev = match self.backing(name, version).await? {
+            Backing::Dir(dir) => return df_used(&dir).await,
+            Backing::Loop(dev) => dev,
+        };
         if let Some(mnt) = mount_point_of(&dev) {
             return df_used(&mnt).await;
         }
@@ -321,12 +489,26 @@ impl<'a> Volumes<'a> {
                 self.docker.stop(c).await?;
             }
             self.step(id, "users_stopped")?;
-            let dev = self.make_backing(name, next, size).await?;
-            self.step(id, "created")?;
-            copy_fs(&attach(&self.file(name, cur.version)).await?, &dev).await?;
+            let from = self.backing(name, cur.version).await?;
+            let block_copy = matches!(&from, Backing::Loop(dev) if mount_point_of(dev).is_none())
+                && self.new_backend()?.0 == IMAGE_FILE;
+            let (kind, to) = if block_copy {
+                // Image to image, nothing mounted: copy the file system itself and resize it
+                // (resize2fs), which keeps every byte, owner, link and hole by construction and
+                // is faster than copying file by file.
+                self.clone_image(name, cur.version, next, size).await?;
+                self.step(id, "created")?;
+                let dev = attach(&self.file(name, next)).await?;
+                (IMAGE_FILE, Backing::Loop(dev))
+            } else {
+                let (kind, to) = self.make_backing(name, next, size).await?;
+                self.step(id, "created")?;
+                copy_fs(&from, &to).await?;
+                (kind, to)
+            };
             self.step(id, "copied")?;
             self.docker
-                .create_device_volume(&docker_name(name, next), &dev, name, next)
+                .create_local_volume(&docker_name(name, next), to.source(), name, next)
                 .await?;
             self.step(id, "volume_created")?;
             self.db(|s| {
@@ -334,7 +516,7 @@ impl<'a> Volumes<'a> {
                     name: name.into(),
                     version: next,
                     size_bytes: size,
-                    backend: BACKEND.into(),
+                    backend: kind.into(),
                     op: "resize".into(),
                     created_at: now_s(),
                     retired_at: None,
@@ -446,7 +628,8 @@ impl<'a> Volumes<'a> {
         for name in self.db(|s| s.vol_names())? {
             let v = self.current(&name)?;
             let file = self.file(&name, v.version);
-            if !file.exists() {
+            // Quota folders need nothing: the limit lives in the file system.
+            if v.backend != IMAGE_FILE || !file.exists() {
                 continue;
             }
             let dev = attach(&file).await?;
@@ -457,7 +640,7 @@ impl<'a> Volumes<'a> {
                 _ => {
                     self.docker.remove_volume(&dn).await?;
                     self.docker
-                        .create_device_volume(&dn, &dev, &name, v.version)
+                        .create_local_volume(&dn, LocalSource::Ext4Device(&dev), &name, v.version)
                         .await?;
                 }
             }
@@ -553,29 +736,94 @@ async fn df_used(path: &Path) -> Result<u64> {
         })
 }
 
-/// Copies one ext4 file system into another, keeping owners, modes, times, xattrs, symlinks, hard
+/// Where a backing can be read or written: its folder, or a fresh mount of its loop device.
+async fn open(b: &Backing, read_only: bool) -> Result<(PathBuf, bool)> {
+    match b {
+        Backing::Dir(d) => Ok((d.clone(), false)),
+        Backing::Loop(dev) => {
+            let t = tempdir()?;
+            let at = t.display().to_string();
+            let mounted = if read_only {
+                run("mount", &["-o", "ro", dev, &at]).await
+            } else {
+                run("mount", &[dev, &at]).await
+            };
+            if let Err(e) = mounted {
+                let _ = std::fs::remove_dir(&t);
+                return Err(e);
+            }
+            Ok((t, true))
+        }
+    }
+}
+
+async fn close(path: &Path, mounted: bool) -> Result<()> {
+    if !mounted {
+        return Ok(());
+    }
+    let r = run("umount", &[&path.display().to_string()]).await;
+    let _ = std::fs::remove_dir(path);
+    r.map(|_| ())
+}
+
+/// Copies one version's files into another, keeping owners, modes, times, xattrs, symlinks, hard
 /// links and holes.
-async fn copy_fs(from_dev: &str, to_dev: &str) -> Result<()> {
-    let (a, b) = (tempdir()?, tempdir()?);
-    let (sa, sb) = (a.display().to_string(), b.display().to_string());
-    run("mount", &["-o", "ro", from_dev, &sa]).await?;
+async fn copy_fs(from: &Backing, to: &Backing) -> Result<()> {
+    let (a, ma) = open(from, true).await?;
     let result = async {
-        run("mount", &[to_dev, &sb]).await?;
-        let copied = run("cp", &["-a", "--sparse=always", &format!("{sa}/."), &sb]).await;
+        let (b, mb) = open(to, false).await?;
+        let copied = run(
+            "cp",
+            &[
+                "-a",
+                "--sparse=always",
+                &format!("{}/.", a.display()),
+                &b.display().to_string(),
+            ],
+        )
+        .await;
         run("sync", &[]).await?;
-        let unmounted = run("umount", &[&sb]).await;
+        let closed = close(&b, mb).await;
         copied?;
-        unmounted.map(|_| ())
+        closed
     }
     .await;
-    let _ = run("umount", &[&sa]).await;
-    let _ = std::fs::remove_dir(&a);
-    let _ = std::fs::remove_dir(&b);
+    let _ = close(&a, ma).await;
     result.map_err(|e| match e {
-        CoreError::Io { reason, .. } if reason.contains("No space left") => CoreError::InvalidInput {
-            what: "size".into(),
-            reason: "the files do not fit in the new size (the file system needs room of its own); ask for more".into(),
-        },
+        CoreError::Io { reason, .. }
+            if reason.contains("No space left") || reason.contains("quota exceeded") =>
+        {
+            CoreError::InvalidInput {
+                what: "size".into(),
+                reason: "the files do not fit in the new size (the file system needs room of its own); ask for more".into(),
+            }
+        }
         other => other,
     })
+}
+
+/// Removes a quota folder: its limit is lifted first (the project ID is never handed out again).
+async fn drop_dir(dir: &Path) -> Result<()> {
+    let d = dir.display().to_string();
+    if let Ok(out) = run("xfs_io", &["-c", "lsproj", &d]).await {
+        let id = out
+            .split('=')
+            .nth(1)
+            .map(str::trim)
+            .and_then(|v| v.parse::<u64>().ok());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if let (Some(id), Some((mnt, _, _))) = (
+            id.filter(|i| *i != 0),
+            crate::doctor::mount_of(&mountinfo, &d),
+        ) {
+            run(
+                "xfs_quota",
+                &["-x", "-c", &format!("limit -p bhard=0 {id}"), mnt],
+            )
+            .await?;
+        }
+    }
+    tokio::fs::remove_dir_all(dir)
+        .await
+        .map_err(|e| CoreError::io(dir, e))
 }
