@@ -651,10 +651,11 @@ fn print_volume(v: &VolumeInfo) {
         "used:    {}",
         v.used_bytes.map(human).unwrap_or_else(|| "N/A".into())
     );
-    println!(
-        "limit:   {} (ext4 in a file on a loop device; writes past the size fail)",
-        v.backend
-    );
+    let how = match v.backend.as_str() {
+        gpudeck_core::volume::XFS_QUOTA => "XFS project quota on its folder",
+        _ => "ext4 in a file on a loop device",
+    };
+    println!("limit:   {} ({how}; writes past the size fail)", v.backend);
     println!(
         "users:   {}",
         if v.users.is_empty() {
