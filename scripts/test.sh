@@ -37,7 +37,7 @@ else
     sed -n 's/.*Executable tests\/volume.rs (\(.*\))/\1/p' | tail -1)
   case $vol_bin in /*) ;; *) vol_bin="$repo/$vol_bin" ;; esac
   export GPUDECK_VM_DIR="$target/vm"   # the kernel it fetches is kept with the build cache
-  bash tests/vm/run.sh "GPUDECK_RIG_DIR=/tmp/rig GPUDECK_RIG_DOCKERD_ARGS='--bridge none --iptables=false' bash tests/rig/setup.sh \
+  bash tests/vm/run.sh "GPUDECK_RIG_DIR=/run/rig GPUDECK_RIG_DOCKERD_ARGS='--bridge none --iptables=false' bash tests/rig/setup.sh \
     && mkdir -p /srv/xfs/tmp && TMPDIR=/srv/xfs/tmp GPUDECK_EXPECT_BACKEND=xfs-quota \
     GPUDECK_CRASH_STEPS=copied,recorded $vol_bin --test-threads=1"
 fi

@@ -2,8 +2,9 @@
 # Runs a command inside a small virtual machine whose kernel has what this machine's kernel lacks
 # (XFS project quotas): Debian 12's stock kernel under qemu (KVM when /dev/kvm answers), with this
 # machine's root file system shared read-write over 9p as the VM's root, and a fresh XFS disk
-# mounted with prjquota at /srv/xfs. The VM's own /tmp, /run, /var/lib/docker and
-# /var/lib/containerd are tmpfs, so its Docker engine shares nothing with the host's.
+# mounted with prjquota at /srv/xfs. The VM's own /run (with /run/tmp as its TMPDIR),
+# /var/lib/docker and /var/lib/containerd are tmpfs, so its Docker engine shares nothing with the
+# host's.
 #
 #   tests/vm/run.sh 'bash -lc "cd /work && cargo test"'   → the command's exit status
 #
@@ -61,7 +62,9 @@ fi
 cat >"$vm/inside.sh" <<EOF
 #!/bin/bash
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
-for d in /tmp /run /var/lib/docker /var/lib/containerd /var/lib/gpudeck; do mkdir -p \$d; mount -t tmpfs tmpfs \$d; done
+# /tmp stays the host's (the checkout may live there); the VM's own scratch space is /run/tmp.
+for d in /run /var/lib/docker /var/lib/containerd /var/lib/gpudeck; do mkdir -p \$d; mount -t tmpfs tmpfs \$d; done
+mkdir -p /run/tmp && export TMPDIR=/run/tmp
 mount --bind "$mods" "/lib/modules/$kver" 2>/dev/null || { mkdir -p /run/mods; mount -t tmpfs tmpfs /lib/modules 2>/dev/null; mkdir -p "/lib/modules/$kver"; mount --bind "$mods" "/lib/modules/$kver"; }
 mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
 ip link set lo up 2>/dev/null
