@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what GPU Deck needs and is missing on Debian 12 (or newer): system libraries for Tauri
-# (WebKitGTK 4.1), the Docker engine, Rust and Node.js, and the project's npm packages.
+# (WebKitGTK 4.1), the Docker engine, xfsprogs (XFS-quota volumes), a CJK font (the zh-CN UI is
+# boxes without one), Rust and Node.js, and the project's npm packages.
 # With --test, also what the tests need: Xvfb, WebKitWebDriver, busybox-static, tauri-driver, and
 # qemu + kmod + cpio for the XFS-quota volume tests in a VM (tests/vm).
 # Safe to run again: it installs only what is missing.
@@ -16,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 pkgs=(build-essential pkg-config file curl ca-certificates libwebkit2gtk-4.1-dev libssl-dev
-      libayatana-appindicator3-dev librsvg2-dev docker.io xfsprogs)
+      libayatana-appindicator3-dev librsvg2-dev docker.io xfsprogs fonts-wqy-microhei)
 [ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static qemu-system-x86 kmod cpio)
 command -v node >/dev/null || pkgs+=(nodejs npm)
 
