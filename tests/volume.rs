@@ -331,3 +331,55 @@ fn volumes_of_every_size_class_are_made() {
         ok(&fake, &["vol", "rm", &v]);
     }
 }
+
+#[test]
+fn volumes_come_back_after_a_reboot() {
+    if expected_backend() != "image-file" {
+        return; // quota folders have nothing to attach
+    }
+    let fake = FakeNvml::new(1);
+    let v = name("boot");
+    ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
+    let dv = format!("{v}-1");
+    assert_eq!(in_volume(&dv, FILL).0, 0);
+    let (_, before) = in_volume(&dv, CHECK);
+    let device = || {
+        docker_ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{index .Options \"device\"}}",
+            &dv,
+        ])
+    };
+    let old = device();
+    // A reboot: the loop device is gone, and its number may go to another file.
+    let st = std::process::Command::new("losetup")
+        .args(["-d", &old])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let other = fake.dir.path().join("other.img");
+    std::fs::File::create(&other)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let st = std::process::Command::new("losetup")
+        .arg(&old)
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(st.success(), "could not take {old} for another file");
+    // Any command re-attaches the files first (here a replicaSet listing).
+    ok(&fake, &["rs", "ls"]);
+    let new = device();
+    assert_ne!(
+        new, old,
+        "the Docker volume still points at the other file's device"
+    );
+    assert_eq!(in_volume(&dv, CHECK), (0, before), "the data is back");
+    let _ = std::process::Command::new("losetup")
+        .args(["-d", &old])
+        .status();
+    ok(&fake, &["vol", "rm", &v]);
+}

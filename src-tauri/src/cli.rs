@@ -398,10 +398,13 @@ impl RsRig {
     }
 
     /// Settles what a crash left half done, replicaSets first (a volume move patches them).
+    /// Settles what a crash left half done, and re-attaches volume files a reboot detached, so
+    /// every command (not only `vol`) finds the volumes as they were.
     async fn recover(&self, svc: &ReplicaSets<'_>) -> Result<()> {
         svc.recover().await?;
-        self.volumes().recover(Some(svc)).await?;
-        Ok(())
+        let vols = self.volumes();
+        vols.recover(Some(svc)).await?;
+        vols.restore().await
     }
 
     fn service<'a>(&'a self, settings: &'a Settings) -> ReplicaSets<'a> {
@@ -671,7 +674,6 @@ async fn vol(settings: &Settings, cmd: VolCmd, json: bool) -> Result<i32> {
     let svc = rig.service(settings);
     rig.recover(&svc).await?;
     let vols = rig.volumes();
-    vols.restore().await?;
     let show = |v: VolumeInfo| -> Result<i32> {
         if json {
             print_json(&v)?;
