@@ -85,27 +85,10 @@ fn now_s() -> i64 {
 
 /// Runs a host tool; its stdout, or an error that names it and says root is needed.
 async fn run(tool: &str, args: &[&str]) -> Result<String> {
-    let out = tokio::process::Command::new(tool)
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| CoreError::Io {
-            path: tool.into(),
-            reason: format!("{e} (install mount and e2fsprogs)"),
-        })?;
-    if !out.status.success() {
-        return Err(CoreError::Io {
-            path: format!("{tool} {}", args.join(" ")),
-            reason: format!(
-                "{} (volumes with enforced sizes need root: run GPU Deck as root or with sudo)",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    run_ok_codes(tool, args, &[0]).await
 }
 
-/// `run`, where some non-zero exit statuses mean success too.
+/// `run`, where some non-zero exit statuses mean success too (e2fsck: 1 = errors corrected).
 async fn run_ok_codes(tool: &str, args: &[&str], ok: &[i32]) -> Result<String> {
     let out = tokio::process::Command::new(tool)
         .args(args)
@@ -113,17 +96,18 @@ async fn run_ok_codes(tool: &str, args: &[&str], ok: &[i32]) -> Result<String> {
         .await
         .map_err(|e| CoreError::Io {
             path: tool.into(),
-            reason: format!("{e} (install e2fsprogs)"),
+            reason: format!("{e} (install mount, e2fsprogs and xfsprogs)"),
         })?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if out.status.code().is_some_and(|c| ok.contains(&c)) {
-        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        return Ok(stdout);
     }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     Err(CoreError::Io {
         path: format!("{tool} {}", args.join(" ")),
         reason: format!(
-            "{}{} (volumes with enforced sizes need root: run GPU Deck as root or with sudo)",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{} (volumes with enforced sizes need root: run GPU Deck as root or with sudo)",
+            if stderr.is_empty() { stdout } else { stderr }
         ),
     })
 }
