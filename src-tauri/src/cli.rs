@@ -397,9 +397,9 @@ impl RsRig {
         }
     }
 
-    /// Settles what a crash left half done, replicaSets first (a volume move patches them).
-    /// Settles what a crash left half done, and re-attaches volume files a reboot detached, so
-    /// every command (not only `vol`) finds the volumes as they were.
+    /// Settles what a crash left half done, replicaSets first (a volume move patches them), and
+    /// re-attaches volume files a reboot detached, so every command (not only `vol`) finds the
+    /// volumes as they were.
     async fn recover(&self, svc: &ReplicaSets<'_>) -> Result<()> {
         svc.recover().await?;
         let vols = self.volumes();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command inside a small virtual machine whose kernel has what this machine's kernel lacks
-# (XFS project quotas): Debian 12's stock kernel under qemu (KVM when /dev/kvm answers), with this
+# (XFS project quotas): Debian 12's stock kernel under qemu (emulated; nested KVM hangs here), with this
 # machine's root file system shared read-write over 9p as the VM's root, and a fresh XFS disk
 # mounted with prjquota at /srv/xfs. The VM's own /run (with /run/tmp as its TMPDIR),
 # /var/lib/docker and /var/lib/containerd are tmpfs, so its Docker engine shares nothing with the
@@ -51,21 +51,23 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in /mods/*.ko; do insmod "$m" 2>/dev/null; done
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,cache=mmap,access=any hostroot /newroot || { echo "vm: 9p mount failed"; poweroff -f; }
 for d in proc sys dev; do mount --move /$d /newroot/$d; done
-exec switch_root /newroot /bin/bash "$(cat /newroot/proc/cmdline | sed 's/.*gd_inside=\([^ ]*\).*/\1/')"
+exec switch_root /newroot /bin/bash "$(sed 's/.*gd_inside=\([^ ]*\).*/\1/' /newroot/proc/cmdline)"
 EOF
   chmod +x "$ird/init"
   (cd "$ird" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$vm/initrd.tmp" && mv "$vm/initrd.tmp" "$vm/initrd.img"
   rm -rf "$ird"
 fi
 
-# What runs inside: the mounts the VM needs, a Docker engine of its own, then the command.
+# What runs inside: the mounts the VM needs, then the command (which starts its own Docker engine,
+# e.g. through tests/rig/setup.sh).
 cat >"$vm/inside.sh" <<EOF
 #!/bin/bash
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 # /tmp stays the host's (the checkout may live there); the VM's own scratch space is /run/tmp.
-for d in /run /var/lib/docker /var/lib/containerd /var/lib/gpudeck; do mkdir -p \$d; mount -t tmpfs tmpfs \$d; done
+for d in /run /var/lib/docker /var/lib/containerd; do mkdir -p \$d; mount -t tmpfs tmpfs \$d; done
 mkdir -p /run/tmp && export TMPDIR=/run/tmp
-mount --bind "$mods" "/lib/modules/$kver" 2>/dev/null || { mkdir -p /run/mods; mount -t tmpfs tmpfs /lib/modules 2>/dev/null; mkdir -p "/lib/modules/$kver"; mount --bind "$mods" "/lib/modules/$kver"; }
+# The VM kernel's modules, where modprobe looks (over the host's, in the VM only).
+mount -t tmpfs tmpfs /lib/modules && mkdir -p "/lib/modules/$kver" && mount --bind "$mods" "/lib/modules/$kver"
 mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
 ip link set lo up 2>/dev/null
 modprobe -a overlay loop xfs 2>/dev/null

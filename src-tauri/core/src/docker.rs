@@ -586,7 +586,7 @@ impl DockerAdapter {
             .await?)
     }
 
-    /// Creates a local-driver volume on a block device (an ext4 loop device), labelled as
+    /// Creates a local-driver volume on an ext4 loop device or a bind-mounted folder, labelled as
     /// version `version` of GPU Deck volume `volume`.
     pub async fn create_local_volume(
         &self,

@@ -143,8 +143,8 @@ impl<'a> Volumes<'a> {
         self.root().join(docker_name(name, version))
     }
 
-    /// The kind of limit a new version gets here, and the XFS mount point for a quota.
-    pub fn new_backend(&self) -> Result<(&'static str, Option<PathBuf>)> {
+    /// Where a new version gets an XFS project quota (the mount point), or `None`: an image file.
+    fn quota_mount(&self) -> Result<Option<PathBuf>> {
         let root = self.root();
         std::fs::create_dir_all(&root).map_err(|e| CoreError::io(&root, e))?;
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -152,22 +152,24 @@ impl<'a> Volumes<'a> {
         Ok(
             match crate::doctor::mount_of(&mountinfo, &root.display().to_string()) {
                 Some((mnt, fs, opts)) if crate::doctor::has_project_quota(fs, &opts) => {
-                    (XFS_QUOTA, Some(PathBuf::from(mnt)))
+                    Some(PathBuf::from(mnt))
                 }
-                _ => (IMAGE_FILE, None),
+                _ => None,
             },
         )
     }
 
-    /// A new version's storage of `size` bytes; its kind and where it is.
+    /// A new version's storage of `size` bytes (a quota folder on `quota`'s mount, else an
+    /// image file); its kind and where it is.
     async fn make_backing(
         &self,
         name: &str,
         version: u32,
         size: u64,
+        quota: Option<&Path>,
     ) -> Result<(&'static str, Backing)> {
-        match self.new_backend()? {
-            (kind, Some(mnt)) => {
+        match quota {
+            Some(mnt) => {
                 let dir = self.dir(name, version);
                 if dir.exists() {
                     drop_dir(&dir).await?;
@@ -187,10 +189,10 @@ impl<'a> Volumes<'a> {
                     &["-x", "-c", &format!("limit -p bhard={size} {id}"), &m],
                 )
                 .await?;
-                Ok((kind, Backing::Dir(dir)))
+                Ok((XFS_QUOTA, Backing::Dir(dir)))
             }
-            (kind, None) => Ok((
-                kind,
+            None => Ok((
+                IMAGE_FILE,
                 Backing::Loop(self.make_image(name, version, size).await?),
             )),
         }
@@ -227,11 +229,8 @@ impl<'a> Volumes<'a> {
                 }
             }
         }
-        run("cp", &["--sparse=always", &src.display().to_string(), &d]).await?;
-        let grow = size
-            > std::fs::metadata(&dst)
-                .map_err(|e| CoreError::io(&dst, e))?
-                .len();
+        run("cp", &["--sparse=always", &s, &d]).await?;
+        let grow = size > old_len;
         let set_len = |len: u64| {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -244,16 +243,8 @@ impl<'a> Volumes<'a> {
         }
         // 0: clean, 1: errors corrected; anything else is a real problem.
         run_ok_codes("e2fsck", &["-f", "-y", &d], &[0, 1]).await?;
-        let resized = run("resize2fs", &[&d, &format!("{}K", size / 1024)]).await;
-        if let Err(e) = resized {
-            return Err(match e {
-                CoreError::Io { reason, .. } if reason.contains("No space left") => CoreError::InvalidInput {
-                    what: "size".into(),
-                    reason: "the files do not fit in the new size (the file system needs room of its own); ask for more".into(),
-                },
-                other => other,
-            });
-        }
+        // A failure here is not the user's: the caller copies file by file instead.
+        run("resize2fs", &[&d, &format!("{}K", size / 1024)]).await?;
         if !grow {
             set_len(size)?;
         }
@@ -347,7 +338,8 @@ impl<'a> Volumes<'a> {
             });
         }
         let made = async {
-            let (kind, b) = self.make_backing(name, 1, size).await?;
+            let quota = self.quota_mount()?;
+            let (kind, b) = self.make_backing(name, 1, size, quota.as_deref()).await?;
             self.docker
                 .create_local_volume(&docker_name(name, 1), b.source(), name, 1)
                 .await?;
@@ -503,8 +495,9 @@ impl<'a> Volumes<'a> {
             }
             self.step(id, "users_stopped")?;
             let from = self.backing(name, cur.version).await?;
-            let block_copy = matches!(&from, Backing::Loop(dev) if mount_point_of(dev).is_none())
-                && self.new_backend()?.0 == IMAGE_FILE;
+            let quota = self.quota_mount()?;
+            let block_copy = quota.is_none()
+                && matches!(&from, Backing::Loop(dev) if mount_point_of(dev).is_none());
             // Image to image, nothing mounted: copy the file system itself and resize it
             // (resize2fs), which keeps every byte, owner, link and hole by construction and is
             // faster than copying file by file. resize2fs refuses some shrinks that would fit
@@ -522,7 +515,9 @@ impl<'a> Volumes<'a> {
                 let dev = attach(&self.file(name, next)).await?;
                 (IMAGE_FILE, Backing::Loop(dev))
             } else {
-                let (kind, to) = self.make_backing(name, next, size).await?;
+                let (kind, to) = self
+                    .make_backing(name, next, size, quota.as_deref())
+                    .await?;
                 self.step(id, "created")?;
                 copy_fs(&from, &to).await?;
                 (kind, to)
