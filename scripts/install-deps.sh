@@ -18,7 +18,7 @@ fi
 
 pkgs=(build-essential pkg-config file curl ca-certificates libwebkit2gtk-4.1-dev libssl-dev
       libayatana-appindicator3-dev librsvg2-dev docker.io xfsprogs fonts-wqy-microhei)
-[ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static qemu-system-x86 kmod cpio)
+[ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static qemu-system-x86 kmod cpio iproute2)
 command -v node >/dev/null || pkgs+=(nodejs npm)
 
 missing=()

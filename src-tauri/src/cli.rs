@@ -145,6 +145,16 @@ pub enum RsCmd {
     Rollback {
         name: String,
         version: u32,
+        /// VERSION's files are gone (pruned): start its configuration from its clean image.
+        #[arg(long = "config-only")]
+        config_only: bool,
+    },
+    /// Keeps the files of only the newest KEEP replaced versions; older ones roll back as
+    /// configuration only.
+    Prune {
+        name: String,
+        #[arg(long)]
+        keep: u32,
     },
     /// Stops it and frees its GPUs and ports.
     Stop {
@@ -400,10 +410,18 @@ impl RsRig {
     /// Settles what a crash left half done, replicaSets first (a volume move patches them), and
     /// re-attaches volume files a reboot detached, so every command (not only `vol`) finds the
     /// volumes as they were.
+    /// A recovery that fails is said on stderr and does not block the command asked for (the
+    /// next command tries again): a stuck operation must never lock the admin out.
     async fn recover(&self, svc: &ReplicaSets<'_>) -> Result<()> {
-        svc.recover().await?;
         let vols = self.volumes();
-        vols.recover(Some(svc)).await?;
+        let settled = async {
+            svc.recover().await?;
+            vols.recover(Some(svc)).await
+        }
+        .await;
+        if let Err(e) = settled {
+            eprintln!("gpudeck: warning: an interrupted operation could not be settled yet ({e}); it is tried again at the next command");
+        }
         vols.restore().await
     }
 
@@ -416,6 +434,17 @@ impl RsRig {
             gpus: self.gpus.clone(),
         })
     }
+}
+
+/// A Unix time as the local date and time (`2026-11-24 09:41:03 CET`).
+fn human_time(t: i64) -> String {
+    jiff::Timestamp::from_second(t)
+        .map(|ts| {
+            ts.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn print_info(i: &RsInfo) {
@@ -518,12 +547,18 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
                 for v in h {
                     let ports: Vec<String> =
                         v.ports.iter().map(|(c, h)| format!("{h}->{c}")).collect();
+                    let files = match (v.pruned, v.snapshot_bytes) {
+                        (true, _) => "files pruned".to_string(),
+                        (false, Some(b)) => format!("files {}", gpudeck_core::volume::human(b)),
+                        (false, None) => "current".to_string(),
+                    };
                     println!(
-                        "{}-{}  {}  {}  gpus [{}]  ports [{}]  {}",
+                        "{}-{}  {}  {}  {}  gpus [{}]  ports [{}]  {}",
                         v.name,
                         v.version,
-                        v.created_at,
+                        human_time(v.created_at),
                         v.op,
+                        files,
                         v.gpus.join(","),
                         ports.join(","),
                         v.changes
@@ -565,7 +600,26 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
                 .transpose()?;
             show(svc.patch(&name, gpus, swap).await?)
         }
-        RsCmd::Rollback { name, version } => show(svc.rollback(&name, version).await?),
+        RsCmd::Rollback {
+            name,
+            version,
+            config_only,
+        } => show(svc.rollback(&name, version, config_only).await?),
+        RsCmd::Prune { name, keep } => {
+            let pruned = svc.prune(&name, keep).await?;
+            if json {
+                print_json(&serde_json::json!({ "name": name, "pruned": pruned }))?;
+            } else if pruned.is_empty() {
+                println!("{name}: nothing to prune (at most {keep} replaced versions keep files)");
+            } else {
+                let list: Vec<String> = pruned.iter().map(|v| format!("{name}-{v}")).collect();
+                println!(
+                    "pruned {}: they roll back as configuration only now",
+                    list.join(", ")
+                );
+            }
+            Ok(0)
+        }
         RsCmd::Stop { name } => show(svc.stop(&name).await?),
         RsCmd::Pause { name } => show(svc.pause(&name).await?),
         RsCmd::Continue { name } => show(svc.resume(&name).await?),

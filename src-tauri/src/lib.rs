@@ -48,6 +48,7 @@ pub fn run() -> Result<(), String> {
             commands::replicasets::rs_run,
             commands::replicasets::rs_patch,
             commands::replicasets::rs_rollback,
+            commands::replicasets::rs_prune,
             commands::replicasets::rs_action,
             commands::replicasets::rs_commit,
             commands::replicasets::rs_exec,

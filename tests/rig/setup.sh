@@ -11,17 +11,32 @@ state=${GPUDECK_RIG_DIR:-$here/../../target/rig}
 mkdir -p "$state"
 image=gpudeck-test/busybox:latest
 
-if ! docker info >/dev/null 2>&1; then
-  echo "rig: no Docker engine answers; starting dockerd (log: $state/dockerd.log)"
-  [ "$(id -u)" = 0 ] || { echo "rig: starting dockerd needs root (sudo)"; exit 1; }
-  # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
-  PATH="$here/bin:$PATH" nohup dockerd ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd.log" 2>&1 &
-  echo $! >"$state/dockerd.pid"
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { echo "rig: dockerd did not come up:"; tail -20 "$state/dockerd.log"; exit 1; }
-fi
+sock="$state/docker.sock"
+# A rig engine of its own, beside any other: own socket, data and exec roots, and a bridge of its
+# own (never `--bridge none`: dockerd then deletes docker0, the other engine's network).
+# GPUDECK_RIG_DOCKERD_ARGS adds flags (e.g. --storage-driver vfs).
+start_separate() {
+  [ "$(id -u)" = 0 ] || { echo "rig: starting a rig engine needs root (sudo)"; exit 1; }
+  if ! DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
+    sum=$(printf %s "$state" | cksum | cut -d' ' -f1)
+    br="gdrig$((sum % 100000))"
+    if ! ip link show "$br" >/dev/null 2>&1; then
+      ip link add name "$br" type bridge
+      ip addr add "172.30.$((sum % 200 + 20)).1/24" dev "$br"
+      ip link set "$br" up
+    fi
+    # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
+    PATH="$here/bin:$PATH" nohup dockerd --host "unix://$sock" --data-root "$state/docker-data" \
+      --exec-root "$state/docker-exec" --pidfile "$state/docker-rig.pid" --bridge "$br" --iptables=false \
+      ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd-rig.log" 2>&1 &
+    for _ in $(seq 1 60); do DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 || { echo "rig: the rig engine did not come up:"; tail -20 "$state/dockerd-rig.log"; exit 1; }
+  fi
+  export DOCKER_HOST="unix://$sock"
+}
 
-if ! docker image inspect "$image" >/dev/null 2>&1; then
+build_image() {
+  docker image inspect "$image" >/dev/null 2>&1 && return
   echo "rig: building $image from busybox-static"
   bb=$(command -v busybox || echo /bin/busybox)
   root=$(mktemp -d)
@@ -31,27 +46,31 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
   echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
   tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' - "$image" >/dev/null
   rm -rf "$root"
-fi
+}
 
 # GPU device requests must reach containers; that needs the (stand-in) hook on dockerd's PATH.
 gpu_probe() {
   out=$(docker run --rm --gpus device=GPU-rig-probe "$image" sh -c 'echo $NVIDIA_VISIBLE_DEVICES' 2>&1) && [ "$out" = GPU-rig-probe ]
 }
-if ! gpu_probe; then
-  echo "rig: the running engine rejects GPU device requests ($out); starting a separate rig engine"
-  [ "$(id -u)" = 0 ] || { echo "rig: that needs root (sudo)"; exit 1; }
-  sock="$state/docker.sock"
-  if ! DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
-    PATH="$here/bin:$PATH" nohup dockerd --host "unix://$sock" --data-root "$state/docker-data" \
-      --exec-root "$state/docker-exec" --pidfile "$state/docker-rig.pid" --bridge none --iptables=false \
-      >"$state/dockerd-rig.log" 2>&1 &
-    for _ in $(seq 1 60); do DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  fi
-  export DOCKER_HOST="unix://$sock"
-  echo "export DOCKER_HOST=$DOCKER_HOST" >"$state/env"
-  docker image inspect "$image" >/dev/null 2>&1 || exec bash "$0"
-  gpu_probe || { echo "rig: the rig engine rejects GPU device requests too: $out"; exit 1; }
-else
-  echo "${DOCKER_HOST:+export DOCKER_HOST=$DOCKER_HOST}" >"$state/env"
+
+if [ "${GPUDECK_RIG_SEPARATE:-0}" = 1 ]; then
+  start_separate
+elif ! docker info >/dev/null 2>&1; then
+  echo "rig: no Docker engine answers; starting dockerd (log: $state/dockerd.log)"
+  [ "$(id -u)" = 0 ] || { echo "rig: starting dockerd needs root (sudo)"; exit 1; }
+  # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
+  PATH="$here/bin:$PATH" nohup dockerd ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd.log" 2>&1 &
+  echo $! >"$state/dockerd.pid"
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "rig: dockerd did not come up:"; tail -20 "$state/dockerd.log"; exit 1; }
 fi
-echo "rig: Docker $(docker version -f '{{.Server.Version}}') ready; image $image; GPU device requests reach containers"
+build_image
+if ! gpu_probe; then
+  [ "${GPUDECK_RIG_SEPARATE:-0}" = 1 ] && { echo "rig: the rig engine rejects GPU device requests: $out"; exit 1; }
+  echo "rig: the running engine rejects GPU device requests ($out); starting a separate rig engine"
+  start_separate
+  build_image
+  gpu_probe || { echo "rig: the rig engine rejects GPU device requests too: $out"; exit 1; }
+fi
+echo "${DOCKER_HOST:+export DOCKER_HOST=$DOCKER_HOST}" >"$state/env"
+echo "rig: Docker $(docker version -f '{{.Server.Version}}') ($(docker info -f '{{.Driver}}')) ready; image $image; GPU device requests reach containers"

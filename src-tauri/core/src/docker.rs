@@ -91,6 +91,11 @@ impl DockerAdapter {
         Ok(DockerAdapter { docker, endpoint })
     }
 
+    /// The engine client, for the domains' own engine calls (e.g. `replicaset::files`).
+    pub(crate) fn client(&self) -> &Docker {
+        &self.docker
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -199,8 +204,8 @@ pub struct ContainerState {
     pub name: String,
     /// "created", "running", "paused", "exited", …
     pub status: String,
-    /// The overlay2 upper layer: the container's own changes to its image.
-    pub upper_dir: Option<String>,
+    /// The image id it was created from.
+    pub image: String,
     pub labels: HashMap<String, String>,
 }
 
@@ -226,6 +231,10 @@ pub struct CreateArgs<'a> {
     pub replicaset: &'a str,
     pub version: u32,
     pub spec: &'a crate::replicaset::RsSpec,
+    /// The image id to create it from (the recorded base image, or a version's snapshot).
+    pub image: &'a str,
+    /// Named volumes for the image's `VOLUME` paths.
+    pub mounts: Vec<bollard::models::Mount>,
     pub gpus: &'a [String],
     /// (container port, host port).
     pub ports: &'a [(u16, u16)],
@@ -240,7 +249,7 @@ fn summary_name(names: Option<Vec<String>>) -> String {
 }
 
 /// `Ok(None)` when the engine answers `status` (already done, or not there), else the answer.
-fn tolerate<T>(
+pub(crate) fn tolerate<T>(
     r: std::result::Result<T, bollard::errors::Error>,
     status: u16,
 ) -> Result<Option<T>> {
@@ -287,6 +296,10 @@ impl DockerAdapter {
             // CUDA images set NVIDIA_VISIBLE_DEVICES=all; with the nvidia runtime as default that
             // would hand every GPU to a container given none.
             env.push("NVIDIA_VISIBLE_DEVICES=void".into());
+        } else {
+            // What the engine's nvidia driver adds for the device request, said explicitly so
+            // that a value inherited from a snapshot image (an earlier version's) never wins.
+            env.push(format!("NVIDIA_VISIBLE_DEVICES={}", a.gpus.join(",")));
         }
         let labels = HashMap::from([
             (
@@ -321,7 +334,7 @@ impl DockerAdapter {
             }]
         });
         let body = ContainerCreateBody {
-            image: Some(a.spec.image.clone()),
+            image: Some(a.image.to_string()),
             cmd: (!a.spec.command.is_empty()).then(|| a.spec.command.clone()),
             env: Some(env),
             labels: Some(labels),
@@ -329,6 +342,7 @@ impl DockerAdapter {
             host_config: Some(HostConfig {
                 binds: Some(a.spec.binds.iter().map(|b| b.to_docker()).collect()),
                 port_bindings: Some(bindings),
+                mounts: (!a.mounts.is_empty()).then(|| a.mounts.clone()),
                 device_requests,
                 // docker-init as PID 1: signals reach the workload (stop takes a moment, not
                 // the 10 s kill timeout) and zombies are reaped.
@@ -357,14 +371,14 @@ impl DockerAdapter {
             .await?)
     }
 
-    /// Stops; a container already stopped is not an error.
-    pub async fn stop(&self, id: &str) -> Result<()> {
+    /// Stops, killing after `timeout_s` seconds; a container already stopped is not an error.
+    pub async fn stop(&self, id: &str, timeout_s: u32) -> Result<()> {
         let r = self
             .docker
             .stop_container(
                 id,
                 Some(bollard::query_parameters::StopContainerOptions {
-                    t: Some(10),
+                    t: Some(timeout_s as i32),
                     signal: None,
                 }),
             )
@@ -416,7 +430,7 @@ impl DockerAdapter {
                 .and_then(|s| s.status)
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
-            upper_dir: c.graph_driver.and_then(|g| g.data.get("UpperDir").cloned()),
+            image: c.image.unwrap_or_default(),
             labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
         }))
     }
@@ -674,7 +688,15 @@ impl DockerAdapter {
                     pause: true,
                     ..Default::default()
                 },
-                bollard::models::ContainerConfig::default(),
+                // The replicaSet's labels are blanked, so a container run from this image is
+                // never taken for one of the replicaSet's own.
+                bollard::models::ContainerConfig {
+                    labels: Some(HashMap::from([
+                        (crate::replicaset::LABEL_RS.to_string(), String::new()),
+                        (crate::replicaset::LABEL_VERSION.to_string(), String::new()),
+                    ])),
+                    ..Default::default()
+                },
             )
             .await?;
         Ok(r.id)

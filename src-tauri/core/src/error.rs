@@ -59,6 +59,9 @@ pub enum CoreError {
 
     #[error("Could not access {path}: {reason}. Check that the folder exists and is writable.")]
     Io { path: String, reason: String },
+
+    #[error("The files of version {version} of \"{name}\" are no longer kept (pruned, or their image was removed outside GPU Deck). Nothing was changed. To start version {version}'s configuration from its clean image instead, roll back with --config-only (in the app: \"configuration only\").")]
+    FilesGone { name: String, version: u32 },
 }
 
 impl CoreError {
@@ -79,6 +82,7 @@ impl CoreError {
             CoreError::DatabaseTooNew { .. } => "database_too_new",
             CoreError::Database(_) => "database_error",
             CoreError::Io { .. } => "io_error",
+            CoreError::FilesGone { .. } => "files_gone",
         }
     }
 

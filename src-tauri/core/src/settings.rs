@@ -45,6 +45,12 @@ pub struct Settings {
     /// An admin's choice: allow replicaSets to bind system paths (`/etc`, `/proc`, the Docker
     /// socket, …). Off by default.
     pub allow_system_binds: bool,
+    /// Seconds a stop (and the stop before a new version) waits for the workload to exit after
+    /// SIGTERM before it is killed.
+    pub stop_timeout_s: u32,
+    /// Keep the files of only this many replaced versions per replicaSet (older ones roll back
+    /// as configuration only); `None` keeps all.
+    pub keep_versions: Option<u32>,
 }
 
 impl Default for Settings {
@@ -59,12 +65,16 @@ impl Default for Settings {
                 end: 65535,
             },
             allow_system_binds: false,
+            stop_timeout_s: 10,
+            keep_versions: None,
         }
     }
 }
 
 pub const MIN_INTERVAL_MS: u32 = 250;
 pub const MAX_INTERVAL_MS: u32 = 60_000;
+/// Below the engine client's per-request timeout (300 s), so a slow stop is never cut off.
+pub const MAX_STOP_TIMEOUT_S: u32 = 240;
 
 impl Settings {
     /// Checks every field; the first problem is returned as a sentence that says what is allowed.
@@ -86,6 +96,15 @@ impl Settings {
             return Err(CoreError::invalid_setting(
                 "portRange",
                 format!("must be START-END with 1024 ≤ START ≤ END ≤ 65535, got {start}-{end}"),
+            ));
+        }
+        if self.stop_timeout_s > MAX_STOP_TIMEOUT_S {
+            return Err(CoreError::invalid_setting(
+                "stopTimeoutS",
+                format!(
+                    "must be at most {MAX_STOP_TIMEOUT_S} seconds, got {}",
+                    self.stop_timeout_s
+                ),
             ));
         }
         Ok(())

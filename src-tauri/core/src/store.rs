@@ -89,6 +89,13 @@ const MIGRATIONS: &[&str] = &[
         name  TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     );",
+    // 6: version files as images: the image id a version was created on (recorded at run, so a
+    // re-pulled tag never changes it), and, once the version is replaced, the snapshot image
+    // holding its files, the bytes of the layer it added, and whether they were pruned.
+    "ALTER TABLE rs_versions ADD COLUMN image_id TEXT;
+    ALTER TABLE rs_versions ADD COLUMN snapshot_id TEXT;
+    ALTER TABLE rs_versions ADD COLUMN snapshot_bytes INTEGER;
+    ALTER TABLE rs_versions ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -104,7 +111,8 @@ impl Store {
         }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: every commit is on disk before the irreversible step after it (removing a container).
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut store = Store { conn };
@@ -277,6 +285,24 @@ impl Store {
     }
 }
 
+/// A process's start time (clock ticks since boot, `/proc/PID/stat` field 22), which tells a
+/// live process from a later one that got the same pid; `None` when there is no such process.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that began an operation still runs.
+fn owner_alive(payload: &serde_json::Value) -> bool {
+    let o = &payload["_owner"];
+    match (o["pid"].as_u64(), o["start"].as_u64()) {
+        (Some(pid), Some(start)) => process_start(pid as u32) == Some(start),
+        _ => false,
+    }
+}
+
 /// An operation begun and not finished (the app died in the middle).
 #[derive(Debug, Clone)]
 pub struct OpenOperation {
@@ -295,6 +321,16 @@ impl Store {
         payload: &serde_json::Value,
     ) -> Result<i64> {
         let t = now_s();
+        // Who runs it: recovery leaves alone an operation whose process still runs (the app
+        // and a CLI command, or two CLI commands, at work at once).
+        let mut payload = payload.clone();
+        if let Some(o) = payload.as_object_mut() {
+            let pid = std::process::id();
+            o.insert(
+                "_owner".into(),
+                serde_json::json!({ "pid": pid, "start": process_start(pid) }),
+            );
+        }
         self.conn.execute(
             "INSERT INTO journal (kind, subject, step, payload, started_at, updated_at) VALUES (?1, ?2, 'begun', ?3, ?4, ?4)",
             params![kind, subject, payload.to_string(), t],
@@ -331,8 +367,9 @@ impl Store {
                     payload: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
                 })
             })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(v)
+            .collect::<rusqlite::Result<Vec<OpenOperation>>>()?;
+        // Another process at work on it right now is not a crash.
+        Ok(v.into_iter().filter(|o| !owner_alive(&o.payload)).collect())
     }
 }
 
@@ -477,6 +514,16 @@ pub struct VersionRecord {
     pub changes: Vec<crate::replicaset::Change>,
     #[ts(type = "number")]
     pub created_at: i64,
+    /// The image id it was created on (the base image recorded at run); `None` for versions
+    /// made before GPU Deck recorded it.
+    pub image_id: Option<String>,
+    /// Once replaced: the snapshot image holding its files (what a rollback to it starts from).
+    pub snapshot_id: Option<String>,
+    /// Bytes of the layer its snapshot added: what this version changed.
+    #[ts(type = "number | null")]
+    pub snapshot_bytes: Option<u64>,
+    /// Its files were pruned: a rollback to it is configuration only.
+    pub pruned: bool,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -507,14 +554,19 @@ impl Store {
         Ok(v)
     }
 
-    /// Records a new version and makes it current (one transaction).
-    pub fn rs_add_version(&mut self, rec: &VersionRecord) -> Result<()> {
+    /// Records a new version and makes it current, with the snapshot of the version it replaced
+    /// (version, image id, layer bytes), in one transaction.
+    pub fn rs_add_version(
+        &mut self,
+        rec: &VersionRecord,
+        replaced: Option<(u32, &str, u64)>,
+    ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO rs_versions (name, version, spec, gpus, ports, op, changes, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO rs_versions (name, version, spec, gpus, ports, op, changes, created_at, image_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 rec.name,
                 rec.version,
@@ -523,9 +575,16 @@ impl Store {
                 json(&rec.ports),
                 rec.op,
                 json(&rec.changes),
-                rec.created_at
+                rec.created_at,
+                rec.image_id,
             ],
         )?;
+        if let Some((old, id, bytes)) = replaced {
+            tx.execute(
+                "UPDATE rs_versions SET snapshot_id = ?3, snapshot_bytes = ?4 WHERE name = ?1 AND version = ?2",
+                params![rec.name, old, id, bytes as i64],
+            )?;
+        }
         tx.execute(
             "INSERT INTO replicasets (name, current, stopped, created_at) VALUES (?1, ?2, 0, ?3)
              ON CONFLICT(name) DO UPDATE SET current = excluded.current, stopped = 0",
@@ -545,7 +604,7 @@ impl Store {
 
     pub fn rs_versions(&self, name: &str) -> Result<Vec<VersionRecord>> {
         let mut q = self.conn.prepare(
-            "SELECT name, version, spec, gpus, ports, op, changes, created_at FROM rs_versions WHERE name = ?1 ORDER BY version",
+            "SELECT name, version, spec, gpus, ports, op, changes, created_at, image_id, snapshot_id, snapshot_bytes, pruned FROM rs_versions WHERE name = ?1 ORDER BY version",
         )?;
         let rows = q.query_map([name], |r| {
             let bad = |i: usize, e: serde_json::Error| {
@@ -564,9 +623,22 @@ impl Store {
                 op: r.get(5)?,
                 changes: serde_json::from_str(&r.get::<_, String>(6)?).map_err(|e| bad(6, e))?,
                 created_at: r.get(7)?,
+                image_id: r.get(8)?,
+                snapshot_id: r.get(9)?,
+                snapshot_bytes: r.get::<_, Option<i64>>(10)?.map(|b| b.max(0) as u64),
+                pruned: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks a version's files as pruned (its snapshot image gone).
+    pub fn rs_mark_pruned(&mut self, name: &str, version: u32) -> Result<()> {
+        self.conn.execute(
+            "UPDATE rs_versions SET pruned = 1, snapshot_id = NULL WHERE name = ?1 AND version = ?2",
+            params![name, version],
+        )?;
+        Ok(())
     }
 
     /// Forgets a replicaSet and everything it holds (its history goes with it).
@@ -820,6 +892,23 @@ mod claim_tests {
         let mut busy2 = busy.clone();
         busy2.extend(&a);
         assert_eq!(s.claim_ports("a", r, &busy2, &a, 2).unwrap(), a);
+    }
+
+    #[test]
+    fn open_operations_of_a_live_process_are_not_recovered() -> Result<()> {
+        let mut s = Store::open_in_memory()?;
+        s.journal_begin("patch", "mine", &serde_json::json!({}))?;
+        assert!(s.journal_open()?.is_empty(), "this process is alive");
+        s.conn.execute(
+            "UPDATE journal SET payload = json_set(payload, '$._owner.start', 1)",
+            [],
+        )?;
+        assert_eq!(
+            s.journal_open()?.len(),
+            1,
+            "a pid reused by another process"
+        );
+        Ok(())
     }
 
     #[test]

@@ -50,8 +50,21 @@ pub async fn rs_patch(
 }
 
 #[tauri::command]
-pub async fn rs_rollback(state: State<'_, AppState>, name: String, version: u32) -> R<RsInfo> {
-    with_rs!(state, |svc| svc.rollback(&name, version).await)
+pub async fn rs_rollback(
+    state: State<'_, AppState>,
+    name: String,
+    version: u32,
+    config_only: Option<bool>,
+) -> R<RsInfo> {
+    with_rs!(state, |svc| svc
+        .rollback(&name, version, config_only.unwrap_or(false))
+        .await)
+}
+
+/// Keeps the files of only the newest `keep` replaced versions; returns the versions pruned.
+#[tauri::command]
+pub async fn rs_prune(state: State<'_, AppState>, name: String, keep: u32) -> R<Vec<u32>> {
+    with_rs!(state, |svc| svc.prune(&name, keep).await)
 }
 
 /// stop | pause | continue | restart | delete.

@@ -21,4 +21,14 @@ portRange: PortRange,
  * An admin's choice: allow replicaSets to bind system paths (`/etc`, `/proc`, the Docker
  * socket, …). Off by default.
  */
-allowSystemBinds: boolean, };
+allowSystemBinds: boolean, 
+/**
+ * Seconds a stop (and the stop before a new version) waits for the workload to exit after
+ * SIGTERM before it is killed.
+ */
+stopTimeoutS: number, 
+/**
+ * Keep the files of only this many replaced versions per replicaSet (older ones roll back
+ * as configuration only); `None` keeps all.
+ */
+keepVersions: number | null, };

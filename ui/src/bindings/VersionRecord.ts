@@ -21,4 +21,21 @@ op: string,
 /**
  * What changed from the version before ("GPUs 3 → 1").
  */
-changes: Array<Change>, createdAt: number, };
+changes: Array<Change>, createdAt: number, 
+/**
+ * The image id it was created on (the base image recorded at run); `None` for versions
+ * made before GPU Deck recorded it.
+ */
+imageId: string | null, 
+/**
+ * Once replaced: the snapshot image holding its files (what a rollback to it starts from).
+ */
+snapshotId: string | null, 
+/**
+ * Bytes of the layer its snapshot added: what this version changed.
+ */
+snapshotBytes: number | null, 
+/**
+ * Its files were pruned: a rollback to it is configuration only.
+ */
+pruned: boolean, };

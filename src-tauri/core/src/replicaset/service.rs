@@ -2,14 +2,16 @@
 //! keeps every version's spec, the GPU/port claims and the journal of multi-step operations.
 //!
 //! A new version (patch, restart, rollback) is made in journaled steps, and the old container is
-//! removed only once the new one runs with the data carried over:
-//!   begun → claimed → created → stopped_old → snapshotted → copied → started → recorded → done
-//! `recover` (run at every start of the app and the CLI) finishes an operation whose new container
-//! was recorded, and undoes any other: the new container goes, the old one's claims come back and
-//! it runs again if it ran. The old container's files are never touched, so nothing is lost.
+//! removed only once the new one runs with the data carried over (see `files`: the old container
+//! is committed to a snapshot image and the new one is created from it, Docker API only):
+//!   begun → claimed → stopped_old → committed → created → started → recorded → done
+//! Everything a step needs (the image, the files to start from, the layer limit) is checked before
+//! anything is stopped. `recover` (run at every start of the app and the CLI) finishes an operation
+//! whose new version was recorded, and undoes any other: the new container goes, the old one's
+//! claims come back and it runs again if it ran. The old container is never changed, so nothing
+//! is lost. `run` is journaled too: a crash before it is recorded leaves nothing behind.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 use ts_rs::TS;
 
+use super::files::{self, image_facts, ImageFacts};
 use super::spec::{describe_change, validate_name, validate_spec, RsSpec};
 use crate::alloc::{host_listening_ports, GpuCandidate};
 use crate::docker::{ContainerState, CreateArgs, DockerAdapter, ExecOutput};
@@ -68,6 +71,24 @@ fn now_s() -> i64 {
     crate::gpu::now_ms() as i64 / 1000
 }
 
+/// Where a new version's files come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The current version's (patch, restart).
+    Current,
+    /// Version k's snapshot (rollback).
+    Version(u32),
+    /// Version k's clean image: a deliberate configuration-only rollback.
+    Clean(u32),
+}
+
+/// What the new container is created from, as checked up front.
+enum Start {
+    /// Commit the old container once stopped, and start from that.
+    CommitOld,
+    Image(ImageFacts),
+}
+
 pub fn container_name(name: &str, version: u32) -> String {
     format!("{name}-{version}")
 }
@@ -92,15 +113,6 @@ impl<'a> ReplicaSets<'a> {
         self.db(|s| s.journal_step(id, step))?;
         crash_point(step);
         Ok(())
-    }
-
-    fn snapshot_dir(&self, name: &str, version: u32) -> PathBuf {
-        self.env
-            .data_dir
-            .path()
-            .join("snapshots")
-            .join(name)
-            .join(version.to_string())
     }
 
     fn current(&self, name: &str) -> Result<(u32, bool, VersionRecord)> {
@@ -187,41 +199,65 @@ impl<'a> ReplicaSets<'a> {
         {
             return Err(CoreError::RsExists(name.into()));
         }
-        if !self.env.docker.image_exists(&spec.image).await? {
-            return Err(CoreError::ImageMissing(spec.image.clone()));
-        }
-        let (gpus, ports) = self.claim(name, &spec, &[]).await?;
-        let rec = VersionRecord {
-            name: name.into(),
-            version: 1,
-            spec,
-            gpus,
-            ports,
-            op: "run".into(),
-            changes: vec![],
-            created_at: now_s(),
-        };
+        // The image is recorded by id: a tag pulled again later never changes what this
+        // replicaSet's versions are built on.
+        let image = image_facts(self.env.docker, &spec.image)
+            .await?
+            .ok_or_else(|| CoreError::ImageMissing(spec.image.clone()))?;
+        let payload =
+            json!({ "name": name, "old": 0, "new": 1, "was_running": false, "was_stopped": true });
+        let id = self.db(|s| s.journal_begin("run", name, &payload))?;
+        crash_point("run_begun");
         let made = async {
-            let id = self.create(&rec).await?;
-            self.env.docker.start(&id).await?;
-            Ok::<_, CoreError>(id)
+            let (gpus, ports) = self.claim(name, &spec, &[]).await?;
+            self.step(id, "run_claimed")?;
+            let rec = VersionRecord {
+                name: name.into(),
+                version: 1,
+                spec,
+                gpus,
+                ports,
+                op: "run".into(),
+                changes: vec![],
+                created_at: now_s(),
+                image_id: Some(image.id.clone()),
+                snapshot_id: None,
+                snapshot_bytes: None,
+                pruned: false,
+            };
+            let cid = self.create(&rec, &image).await?;
+            self.step(id, "run_created")?;
+            self.env.docker.start(&cid).await?;
+            self.db(|s| s.rs_add_version(&rec, None))?;
+            Ok::<_, CoreError>(())
         }
         .await;
         match made {
-            Ok(_) => {
-                self.db(|s| s.rs_add_version(&rec))?;
+            Ok(()) => {
+                self.db(|s| s.journal_finish(id, "done"))?;
                 self.info(name).await
             }
             Err(e) => {
-                let _ = self.env.docker.remove(&container_name(name, 1)).await;
-                self.db(|s| s.release(name))?;
+                self.undo_run(name).await?;
+                self.db(|s| s.journal_finish(id, "undone"))?;
                 Err(e)
             }
         }
     }
 
-    async fn create(&self, rec: &VersionRecord) -> Result<String> {
+    /// A run that never got recorded leaves nothing: no container, claims or volumes.
+    async fn undo_run(&self, name: &str) -> Result<()> {
+        self.env.docker.remove(&container_name(name, 1)).await?;
+        self.db(|s| s.release(name))?;
+        files::remove_state_volumes(self.env.docker, name).await
+    }
+
+    /// Creates `rec`'s container from `from` (the base image or a snapshot), with named volumes
+    /// for the image's `VOLUME` paths.
+    async fn create(&self, rec: &VersionRecord, from: &ImageFacts) -> Result<String> {
         let cname = container_name(&rec.name, rec.version);
+        let bound: Vec<String> = rec.spec.binds.iter().map(|b| b.dest.clone()).collect();
+        let mounts = files::state_mounts(self.env.docker, &rec.name, &from.volumes, &bound).await?;
         self.env
             .docker
             .create(&CreateArgs {
@@ -229,6 +265,8 @@ impl<'a> ReplicaSets<'a> {
                 replicaset: &rec.name,
                 version: rec.version,
                 spec: &rec.spec,
+                image: &from.id,
+                mounts,
                 gpus: &rec.gpus,
                 ports: &rec.ports,
             })
@@ -254,7 +292,9 @@ impl<'a> ReplicaSets<'a> {
         }
     }
 
-    /// Stops the container and releases its GPUs and ports (once: stopping twice releases nothing).
+    /// Stops the container and releases its GPUs and ports. Releasing is idempotent (stopping
+    /// twice frees nothing twice), and a stopped replicaSet whose claims were left behind (a
+    /// failed continue) gets them released.
     pub async fn stop(&self, name: &str) -> Result<RsInfo> {
         let (cur, stopped, _) = self.current(name)?;
         if !stopped {
@@ -262,13 +302,16 @@ impl<'a> ReplicaSets<'a> {
                 if c.status == "paused" {
                     self.env.docker.unpause(&c.id).await?;
                 }
-                self.env.docker.stop(&c.id).await?;
+                self.env
+                    .docker
+                    .stop(&c.id, self.env.settings.stop_timeout_s)
+                    .await?;
             }
-            self.db(|s| {
-                s.release(name)?;
-                s.rs_set_stopped(name, true)
-            })?;
         }
+        self.db(|s| {
+            s.release(name)?;
+            s.rs_set_stopped(name, true)
+        })?;
         self.info(name).await
     }
 
@@ -329,7 +372,11 @@ impl<'a> ReplicaSets<'a> {
                         "some of its host ports are taken now: use restart to get free ones",
                     ));
                 }
-                self.env.docker.start(&c.id).await?;
+                if let Err(e) = self.env.docker.start(&c.id).await {
+                    // Nothing runs: what it claimed goes back.
+                    self.db(|s| s.release(name))?;
+                    return Err(e);
+                }
                 self.db(|s| s.rs_set_stopped(name, false))?;
             }
             RsStatus::Missing => unreachable!(),
@@ -373,7 +420,7 @@ impl<'a> ReplicaSets<'a> {
     /// A new version with fresh GPUs and ports, files carried over.
     pub async fn restart(&self, name: &str) -> Result<RsInfo> {
         let (_, _, rec) = self.current(name)?;
-        self.new_version(name, rec.spec.clone(), "restart", None)
+        self.new_version(name, rec.spec.clone(), "restart", Source::Current)
             .await
     }
 
@@ -401,11 +448,13 @@ impl<'a> ReplicaSets<'a> {
             *slot = new;
         }
         validate_spec(&spec, self.env.settings.allow_system_binds)?;
-        self.new_version(name, spec, "patch", None).await
+        self.new_version(name, spec, "patch", Source::Current).await
     }
 
     /// A new version with version `k`'s spec and k's files as they were when k was replaced.
-    pub async fn rollback(&self, name: &str, k: u32) -> Result<RsInfo> {
+    /// When k's files are gone (pruned, or removed outside GPU Deck) it is refused, unless
+    /// `config_only`: then k's configuration starts from k's clean image, deliberately.
+    pub async fn rollback(&self, name: &str, k: u32, config_only: bool) -> Result<RsInfo> {
         let (cur, _, _) = self.current(name)?;
         let target = self
             .db(|s| s.rs_versions(name))?
@@ -421,8 +470,69 @@ impl<'a> ReplicaSets<'a> {
                 reason: format!("{name} is at version {k} already"),
             });
         }
-        self.new_version(name, target.spec.clone(), &format!("rollback {k}"), Some(k))
+        let (op, source) = if config_only {
+            (
+                format!("rollback {k} (configuration only)"),
+                Source::Clean(k),
+            )
+        } else {
+            (format!("rollback {k}"), Source::Version(k))
+        };
+        self.new_version(name, target.spec.clone(), &op, source)
             .await
+    }
+
+    /// What the new container starts from, checked before anything is stopped.
+    async fn start_point(
+        &self,
+        name: &str,
+        source: Source,
+        versions: &[VersionRecord],
+        old: &VersionRecord,
+        old_state: Option<&ContainerState>,
+    ) -> Result<Start> {
+        let base = |v: &VersionRecord| -> String {
+            v.image_id.clone().unwrap_or_else(|| v.spec.image.clone())
+        };
+        let facts = |img: String| async move {
+            image_facts(self.env.docker, &img)
+                .await?
+                .ok_or(CoreError::ImageMissing(img))
+        };
+        match source {
+            // The old container, committed once it is stopped.
+            Source::Current => match old_state {
+                Some(c) => {
+                    let f = facts(c.image.clone()).await?;
+                    files::check_layers(name, f.layers)?;
+                    Ok(Start::CommitOld)
+                }
+                // Removed outside GPU Deck: there are no files left to carry.
+                None => Ok(Start::Image(facts(base(old)).await?)),
+            },
+            Source::Version(k) => {
+                let v = versions.iter().find(|v| v.version == k);
+                let snap = v.and_then(|v| v.snapshot_id.clone());
+                let f = match snap {
+                    Some(id) => image_facts(self.env.docker, &id).await?,
+                    None => None,
+                };
+                match f {
+                    Some(f) => {
+                        files::check_layers(name, f.layers)?;
+                        Ok(Start::Image(f))
+                    }
+                    None => Err(CoreError::FilesGone {
+                        name: name.into(),
+                        version: k,
+                    }),
+                }
+            }
+            Source::Clean(k) => {
+                let v = versions.iter().find(|v| v.version == k).unwrap_or(old);
+                Ok(Start::Image(facts(base(v)).await?))
+            }
+        }
     }
 
     /// The journaled replace (see the module doc).
@@ -431,26 +541,21 @@ impl<'a> ReplicaSets<'a> {
         name: &str,
         spec: RsSpec,
         op: &str,
-        files_of: Option<u32>,
+        source: Source,
     ) -> Result<RsInfo> {
         let (cur, stopped, old) = self.current(name)?;
-        if !self.env.docker.image_exists(&spec.image).await? {
-            return Err(CoreError::ImageMissing(spec.image.clone()));
-        }
-        let next = self
-            .db(|s| s.rs_versions(name))?
-            .iter()
-            .map(|v| v.version)
-            .max()
-            .unwrap_or(cur)
-            + 1;
+        let versions = self.db(|s| s.rs_versions(name))?;
+        let next = versions.iter().map(|v| v.version).max().unwrap_or(cur) + 1;
         let old_state = self.env.docker.state(&container_name(name, cur)).await?;
+        // Everything the new version needs is checked here, before the workload is stopped.
+        let start = self
+            .start_point(name, source, &versions, &old, old_state.as_ref())
+            .await?;
         let was_running = old_state
             .as_ref()
             .is_some_and(|c| c.status == "running" || c.status == "paused")
             && !stopped;
-        let source = files_of.unwrap_or(cur);
-        let payload = json!({ "name": name, "old": cur, "new": next, "was_running": was_running, "was_stopped": stopped, "source": source });
+        let payload = json!({ "name": name, "old": cur, "new": next, "was_running": was_running, "was_stopped": stopped });
         let id = self.db(|s| s.journal_begin(op, name, &payload))?;
         crash_point("begun");
 
@@ -458,6 +563,36 @@ impl<'a> ReplicaSets<'a> {
             let keep: Vec<u16> = old.ports.iter().map(|(_, h)| *h).collect();
             let (gpus, ports) = self.claim(name, &spec, &keep).await?;
             self.step(id, "claimed")?;
+            if let Some(c) = &old_state {
+                if c.status == "paused" {
+                    self.env.docker.unpause(&c.id).await?;
+                }
+                self.env
+                    .docker
+                    .stop(&c.id, self.env.settings.stop_timeout_s)
+                    .await?;
+            }
+            self.step(id, "stopped_old")?;
+            // The old version's files become its snapshot (kept for a rollback to it).
+            let mut replaced = None;
+            if let Some(c) = &old_state {
+                let (snap, bytes) =
+                    files::commit_snapshot(self.env.docker, &c.id, name, cur).await?;
+                replaced = Some((snap, bytes));
+            }
+            self.step(id, "committed")?;
+            let from = match start {
+                Start::CommitOld => {
+                    let snap = replaced
+                        .as_ref()
+                        .map(|(s, _)| s.clone())
+                        .unwrap_or_default();
+                    image_facts(self.env.docker, &snap)
+                        .await?
+                        .ok_or(CoreError::ImageMissing(snap))?
+                }
+                Start::Image(f) => f,
+            };
             let rec = VersionRecord {
                 name: name.into(),
                 version: next,
@@ -467,31 +602,21 @@ impl<'a> ReplicaSets<'a> {
                 ports,
                 op: op.into(),
                 created_at: now_s(),
+                image_id: old.image_id.clone(),
+                snapshot_id: None,
+                snapshot_bytes: None,
+                pruned: false,
             };
-            let new_id = self.create(&rec).await?;
+            let new_id = self.create(&rec, &from).await?;
             self.step(id, "created")?;
-            if let Some(c) = &old_state {
-                if c.status == "paused" {
-                    self.env.docker.unpause(&c.id).await?;
-                }
-                self.env.docker.stop(&c.id).await?;
-            }
-            self.step(id, "stopped_old")?;
-            // The old version's files, kept for a later rollback to it.
-            if let Some(upper) = old_state.as_ref().and_then(|c| c.upper_dir.as_deref()) {
-                copy_tree(Path::new(upper), &self.snapshot_dir(name, cur)).await?;
-            }
-            self.step(id, "snapshotted")?;
-            let new_state = self.env.docker.state(&new_id).await?;
-            let into = new_state.and_then(|c| c.upper_dir).ok_or_else(|| CoreError::Docker("the new container has no overlay2 upper layer (GPU Deck carries files over on the overlay2 storage driver)".into()))?;
-            let from = self.snapshot_dir(name, source);
-            if from.exists() {
-                copy_tree(&from, Path::new(&into)).await?;
-            }
-            self.step(id, "copied")?;
             self.env.docker.start(&new_id).await?;
             self.step(id, "started")?;
-            self.db(|s| s.rs_add_version(&rec))?;
+            self.db(|s| {
+                s.rs_add_version(
+                    &rec,
+                    replaced.as_ref().map(|(snap, b)| (cur, snap.as_str(), *b)),
+                )
+            })?;
             self.step(id, "recorded")?;
             Ok::<_, CoreError>(())
         }
@@ -500,6 +625,7 @@ impl<'a> ReplicaSets<'a> {
             Ok(()) => {
                 self.finish(name, cur).await?;
                 self.db(|s| s.journal_finish(id, "done"))?;
+                self.apply_retention(name).await?;
                 self.info(name).await
             }
             Err(e) => {
@@ -515,13 +641,13 @@ impl<'a> ReplicaSets<'a> {
         self.env.docker.remove(&container_name(name, old)).await
     }
 
-    /// Back to the old version as it was: the new container goes, the old one's claims come back,
-    /// and it runs again if it ran.
+    /// Back to the old version as it was: the new container and the snapshot made for it go,
+    /// the old one's claims come back, and it runs again if it ran.
     async fn undo(&self, name: &str, p: &serde_json::Value) -> Result<()> {
         let old = p["old"].as_u64().unwrap_or(0) as u32;
         let new = p["new"].as_u64().unwrap_or(0) as u32;
         self.env.docker.remove(&container_name(name, new)).await?;
-        let _ = std::fs::remove_dir_all(self.snapshot_dir(name, old));
+        files::remove_snapshot(self.env.docker, name, old).await?;
         let rec = self
             .db(|s| s.rs_versions(name))?
             .into_iter()
@@ -558,19 +684,52 @@ impl<'a> ReplicaSets<'a> {
                 .db(|s| s.rs_current(name))?
                 .is_some_and(|(c, _)| c == new);
             if recorded {
-                self.finish(name, op.payload["old"].as_u64().unwrap_or(0) as u32)
-                    .await?;
+                if op.kind != "run" {
+                    self.finish(name, op.payload["old"].as_u64().unwrap_or(0) as u32)
+                        .await?;
+                }
                 self.db(|s| s.journal_finish(op.id, "done after restart"))?;
             } else {
-                self.undo(name, &op.payload).await?;
+                if op.kind == "run" {
+                    self.undo_run(name).await?;
+                } else {
+                    self.undo(name, &op.payload).await?;
+                }
                 self.db(|s| s.journal_finish(op.id, "undone after restart"))?;
             }
         }
         Ok(open.len())
     }
 
+    /// Keeps the files of only the newest `keep` replaced versions (the retention setting, or
+    /// `rs prune`); older ones become configuration-only rollbacks. A version's layer is freed
+    /// once nothing newer builds on it. Returns the versions pruned.
+    pub async fn prune(&self, name: &str, keep: u32) -> Result<Vec<u32>> {
+        self.current(name)?;
+        let mut kept: Vec<VersionRecord> = self
+            .db(|s| s.rs_versions(name))?
+            .into_iter()
+            .filter(|v| v.snapshot_id.is_some())
+            .collect();
+        kept.sort_by_key(|v| std::cmp::Reverse(v.version));
+        let mut pruned = Vec::new();
+        for v in kept.into_iter().skip(keep as usize) {
+            files::remove_snapshot(self.env.docker, name, v.version).await?;
+            self.db(|s| s.rs_mark_pruned(name, v.version))?;
+            pruned.push(v.version);
+        }
+        Ok(pruned)
+    }
+
+    async fn apply_retention(&self, name: &str) -> Result<()> {
+        if let Some(keep) = self.env.settings.keep_versions {
+            self.prune(name, keep).await?;
+        }
+        Ok(())
+    }
+
     /// Removes every container of the replicaSet (also those left from crashes or removed outside
-    /// GPU Deck), its snapshots, claims and records.
+    /// GPU Deck), its version snapshots and volumes, claims and records.
     pub async fn delete(&self, name: &str) -> Result<()> {
         validate_name("replicaSet", name)?;
         let known = self.db(|s| s.rs_current(name))?.is_some();
@@ -581,12 +740,17 @@ impl<'a> ReplicaSets<'a> {
         for id in containers {
             self.env.docker.remove(&id).await?;
         }
-        let snaps = self.env.data_dir.path().join("snapshots").join(name);
-        if snaps.exists() {
-            tokio::fs::remove_dir_all(&snaps)
-                .await
-                .map_err(|e| CoreError::io(&snaps, e))?;
+        // Newest first: each image goes as its tag goes (nothing builds on it any more).
+        let mut versions: Vec<u32> = self
+            .db(|s| s.rs_versions(name))?
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        versions.sort_unstable_by_key(|v| std::cmp::Reverse(*v));
+        for v in versions {
+            files::remove_snapshot(self.env.docker, name, v).await?;
         }
+        files::remove_state_volumes(self.env.docker, name).await?;
         self.db(|s| s.rs_delete(name))
     }
 
@@ -665,31 +829,6 @@ pub fn split_image(image: &str) -> Result<(String, String)> {
     } else {
         Err(bad())
     }
-}
-
-/// Copies a directory tree with everything overlay needs kept: owners, modes, times, symlinks,
-/// hard links, xattrs (opaque directories) and device nodes (whiteouts). Cost: the bytes in it.
-async fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    tokio::fs::create_dir_all(to)
-        .await
-        .map_err(|e| CoreError::io(to, e))?;
-    let out = tokio::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", from.display()))
-        .arg(to)
-        .output()
-        .await
-        .map_err(|e| CoreError::io(from, e))?;
-    if !out.status.success() {
-        return Err(CoreError::Io {
-            path: from.display().to_string(),
-            reason: format!(
-                "copying the container's files failed: {} (GPU Deck needs to read Docker's storage: run it as root)",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -491,7 +491,7 @@ impl<'a> Volumes<'a> {
         let result = async {
             // A consistent copy: nothing writes while it is made.
             for c in &running {
-                self.docker.stop(c).await?;
+                self.docker.stop(c, 10).await?;
             }
             self.step(id, "users_stopped")?;
             let from = self.backing(name, cur.version).await?;
