@@ -16,19 +16,39 @@ if [ "$(id -u)" != 0 ]; then
   SUDO="sudo"
 fi
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+
 pkgs=(build-essential pkg-config file curl ca-certificates libwebkit2gtk-4.1-dev libssl-dev
-      libayatana-appindicator3-dev librsvg2-dev docker.io xfsprogs fonts-wqy-microhei)
+      libayatana-appindicator3-dev librsvg2-dev xfsprogs fonts-wqy-microhei)
 [ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static qemu-system-x86 kmod cpio iproute2)
 command -v node >/dev/null || pkgs+=(nodejs npm)
 
+# The Docker engine: the lab's own is used, whichever it is (Docker CE, Debian's docker.io, Moby,
+# a dockerd installed by hand). Debian's docker.io is installed only where there is none at all;
+# installing it beside docker-ce would make apt remove docker-ce and containerd.io and stop every
+# running container.
+engine=""
+command -v dockerd >/dev/null && engine=$(command -v dockerd)
+for p in docker-ce docker.io moby-engine docker-ee; do installed "$p" && engine=${engine:-$p}; done
+if [ -n "$engine" ]; then
+  echo "install-deps: using the Docker engine that is here ($engine)"
+else
+  pkgs+=(docker.io)
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # --no-remove: apt stops rather than remove anything the machine has (never a package of the
+  # lab's swapped out behind the admin's back).
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends --no-remove "${missing[@]}" || {
+    echo "install-deps: apt-get could not install ${missing[*]} without removing something; nothing was removed. Install them by hand, deciding what may go." >&2
+    exit 1
+  }
 fi
 
 # Rust: Debian's rustc is too old for Tauri 2; rustup's stable is used when cargo is missing.
@@ -38,8 +58,29 @@ if ! command -v cargo >/dev/null; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 18 ] || { echo "install-deps: Node.js 18 or newer is needed (found $(node --version))" >&2; exit 1; }
+# Node.js 18 or newer builds the UI. Where the distribution's is older (Ubuntu 22.04 has 12),
+# Node.js 20 and npm 10 come from the npm registry (the node-linux-<arch> package carries the
+# official binary) into ~/.cache/gpudeck/node, whose bin/ run.sh and test.sh put first on PATH.
+nd="$HOME/.cache/gpudeck/node"
+[ -x "$nd/bin/node" ] && export PATH="$nd/bin:$PATH"
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 18 ]; then
+  case $(uname -m) in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) arch="" ;; esac
+  [ -n "$arch" ] && command -v npm >/dev/null || {
+    echo "install-deps: Node.js 18 or newer is needed (found $(node --version 2>/dev/null || echo none)); install it and run this again" >&2
+    exit 1
+  }
+  echo "install-deps: Node.js $(node --version) is too old; installing Node.js 20 under $nd"
+  npm install --prefix "$nd" --no-audit --no-fund --loglevel=error "node-linux-$arch@20" npm@10
+  mkdir -p "$nd/bin"
+  ln -sf "../node_modules/node-linux-$arch/bin/node" "$nd/bin/node"
+  for t in npm npx; do
+    printf '#!/bin/sh\nexec "%s/bin/node" "%s/node_modules/npm/bin/%s-cli.js" "$@"\n' "$nd" "$nd" "$t" >"$nd/bin/$t"
+    chmod +x "$nd/bin/$t"
+  done
+  export PATH="$nd/bin:$PATH"
+  node --version
+fi
 
 # npm packages, from the lock files (only when they changed).
 for d in "$repo" "$repo/ui"; do

@@ -31,7 +31,6 @@ if [ -z "$kver" ] || [ ! -e "$vm/root/boot/vmlinuz-$kver" ]; then
   kver=$(ls "$vm/root/lib/modules" | head -1)
   depmod -b "$vm/root" "$kver"
 fi
-mods="$vm/root/lib/modules/$kver"
 
 # The initramfs: busybox, the modules needed to reach the 9p root and the XFS disk, and /init.
 if [ ! -e "$vm/initrd.img" ] || [ "$here/run.sh" -nt "$vm/initrd.img" ]; then
@@ -66,11 +65,12 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 # /tmp stays the host's (the checkout may live there); the VM's own scratch space is /run/tmp.
 for d in /run /var/lib/docker /var/lib/containerd; do mkdir -p \$d; mount -t tmpfs tmpfs \$d; done
 mkdir -p /run/tmp && export TMPDIR=/run/tmp
-# The VM kernel's modules, where modprobe looks (over the host's, in the VM only).
-mount -t tmpfs tmpfs /lib/modules && mkdir -p "/lib/modules/$kver" && mount --bind "$mods" "/lib/modules/$kver"
 mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
 ip link set lo up 2>/dev/null
-modprobe -a overlay loop xfs 2>/dev/null
+# The VM kernel's modules, loaded from where they were unpacked (modprobe -d): nothing is mounted
+# on the host's /lib/modules, which a fresh host (a container) may not even have. The Docker
+# engine finds overlay loaded and uses overlay2.
+modprobe -d "$vm/root" -a overlay loop xfs || { echo "vm: loading overlay, loop and xfs failed"; echo 1 >"$vm/rc"; echo o >/proc/sysrq-trigger; sleep 30; }
 mkdir -p /srv/xfs && mount -o prjquota /dev/vda /srv/xfs
 cd "$PWD"
 rc=0
