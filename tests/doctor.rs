@@ -32,10 +32,17 @@ fn doctor_checks_every_part_of_the_host() {
         "ok",
         "the rig's hook is on PATH: {v}"
     );
-    assert!(by_id("storage_driver")["summary"]
+    // It names the driver the engine really uses, and the Docker-API way of carrying files.
+    let driver = docker_ok(&["info", "-f", "{{.Driver}}"]);
+    let summary = by_id("storage_driver")["summary"]
         .as_str()
         .unwrap()
-        .starts_with("storage driver"));
+        .to_string();
+    assert!(
+        summary.starts_with(&format!("storage driver {}", driver.trim()))
+            && summary.contains("through the Docker API"),
+        "{summary}"
+    );
     assert!(by_id("volume_limits")["summary"]
         .as_str()
         .unwrap()

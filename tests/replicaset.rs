@@ -784,3 +784,34 @@ fn ten_patches_store_each_version_files_once() {
     );
     rig.cleanup(&rs);
 }
+
+/// A container of the nvidia runtime that takes a GPU through `NVIDIA_VISIBLE_DEVICES` (no device
+/// request) holds it: replicaSets get the other GPUs, and a shortage says so.
+#[test]
+fn a_gpu_taken_through_the_nvidia_runtime_environment_counts_as_held() {
+    if !docker_ok(&["info", "-f", "{{json .Runtimes}}"]).contains("\"nvidia\"") {
+        panic!("the rig engine has no runtime named nvidia: restart it with tests/rig/setup.sh");
+    }
+    let rig = Rig::new(2);
+    let held = rig.fake.gpus[0].uuid.clone();
+    let outside = Container::run(
+        &name("cuda"),
+        &[
+            "--runtime",
+            "nvidia",
+            "-e",
+            &format!("NVIDIA_VISIBLE_DEVICES={held}"),
+        ],
+        &IDLE[1..],
+    );
+    let rs = name("env");
+    let v = rig.run_rs(&rs, &["--gpus", "1"]);
+    assert_eq!(Rig::gpus_of(&v), vec![rig.fake.gpus[1].uuid.clone()]);
+    let other = name("env2");
+    let mut a = vec!["rs", "run", &other, "--image", TEST_IMAGE, "--gpus", "1"];
+    a.extend_from_slice(IDLE);
+    let err = rig.fail(&a);
+    assert!(err.contains("1 GPU(s) requested, 0 free"), "{err}");
+    drop(outside);
+    rig.cleanup(&rs);
+}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test rig's real parts: a Docker engine (started here when none answers; a running one is
-# left alone) with the stand-in NVIDIA hook on its PATH, and the locally built test image.
+# left alone) with the stand-in NVIDIA hook on its PATH and a runtime named "nvidia" (runc
+# underneath: containers that take GPUs through NVIDIA_VISIBLE_DEVICES, as under the real
+# nvidia-container-runtime), and the locally built test image.
 # When the running engine cannot take GPU device requests (a system dockerd started by systemd
 # without the hook), a separate rig engine is started beside it on its own socket, data and exec
 # roots (no bridge network), and `target/rig/env` exports its DOCKER_HOST for the tests.
@@ -28,7 +30,7 @@ start_separate() {
     # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
     PATH="$here/bin:$PATH" nohup dockerd --host "unix://$sock" --data-root "$state/docker-data" \
       --exec-root "$state/docker-exec" --pidfile "$state/docker-rig.pid" --bridge "$br" --iptables=false \
-      ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd-rig.log" 2>&1 &
+      --add-runtime "nvidia=$(command -v runc)" ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd-rig.log" 2>&1 &
     for _ in $(seq 1 60); do DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 && break; sleep 0.5; done
     DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 || { echo "rig: the rig engine did not come up:"; tail -20 "$state/dockerd-rig.log"; exit 1; }
   fi
@@ -59,7 +61,7 @@ elif ! docker info >/dev/null 2>&1; then
   echo "rig: no Docker engine answers; starting dockerd (log: $state/dockerd.log)"
   [ "$(id -u)" = 0 ] || { echo "rig: starting dockerd needs root (sudo)"; exit 1; }
   # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
-  PATH="$here/bin:$PATH" nohup dockerd ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd.log" 2>&1 &
+  PATH="$here/bin:$PATH" nohup dockerd --add-runtime "nvidia=$(command -v runc)" ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd.log" 2>&1 &
   echo $! >"$state/dockerd.pid"
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "rig: dockerd did not come up:"; tail -20 "$state/dockerd.log"; exit 1; }

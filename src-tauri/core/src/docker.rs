@@ -32,6 +32,10 @@ pub struct EngineInfo {
     pub docker_root_dir: Option<String>,
     pub runtimes: Vec<String>,
     pub default_runtime: Option<String>,
+    /// The engine keeps images in containerd (the image store of fresh Docker 29 installs).
+    pub containerd_store: bool,
+    /// Where the engine reads CDI specs (Docker 25+): GPUs can be given as `nvidia.com/gpu=…`.
+    pub cdi_spec_dirs: Vec<String>,
 }
 
 /// The connection as the UI shows it.
@@ -134,6 +138,12 @@ impl DockerAdapter {
             docker_root_dir: info.docker_root_dir,
             runtimes,
             default_runtime: info.default_runtime,
+            containerd_store: info
+                .driver_status
+                .unwrap_or_default()
+                .iter()
+                .any(|kv| kv.len() == 2 && kv[0] == "driver-type" && kv[1].contains("snapshotter")),
+            cdi_spec_dirs: info.cdi_spec_dirs.unwrap_or_default(),
         })
     }
 
@@ -162,11 +172,16 @@ impl DockerAdapter {
                     .inspect_container(&id, None::<InspectContainerOptions>)
                     .await
                 {
-                    let requests = full
+                    let (requests, runtime) = full
                         .host_config
-                        .and_then(|h| h.device_requests)
+                        .map(|h| (h.device_requests.unwrap_or_default(), h.runtime))
                         .unwrap_or_default();
-                    if let Some(claim) = GpuClaim::from_requests(&requests) {
+                    let env = full.config.and_then(|c| c.env).unwrap_or_default();
+                    let claim = GpuClaim::union(
+                        GpuClaim::from_requests(&requests),
+                        GpuClaim::from_env(runtime.as_deref(), &env),
+                    );
+                    if let Some(claim) = claim {
                         let replicaset = dir.managed.get(&id).cloned();
                         dir.claims.push((
                             ContainerRef {
@@ -735,15 +750,80 @@ pub enum GpuClaim {
 }
 
 impl GpuClaim {
-    /// The union of the NVIDIA requests among `requests`, or `None` if it claims no GPU.
+    /// What a container of the nvidia runtime gets from its environment
+    /// (`NVIDIA_VISIBLE_DEVICES=0,1`, `=GPU-…`, `=all`); other runtimes ignore it.
+    pub fn from_env(runtime: Option<&str>, env: &[String]) -> Option<GpuClaim> {
+        if runtime != Some("nvidia") {
+            return None;
+        }
+        let v = env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("NVIDIA_VISIBLE_DEVICES="))?
+            .trim();
+        match v {
+            "" | "void" | "none" => None,
+            "all" => Some(GpuClaim::All),
+            list => Some(GpuClaim::Devices(
+                list.split(',')
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty())
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Both claims together.
+    pub fn union(a: Option<GpuClaim>, b: Option<GpuClaim>) -> Option<GpuClaim> {
+        match (a, b) {
+            (Some(GpuClaim::All), _) | (_, Some(GpuClaim::All)) => Some(GpuClaim::All),
+            (Some(GpuClaim::Devices(mut x)), Some(GpuClaim::Devices(y))) => {
+                x.extend(y);
+                Some(GpuClaim::Devices(x))
+            }
+            (Some(GpuClaim::Count(n)), Some(GpuClaim::Count(m))) => Some(GpuClaim::Count(n.max(m))),
+            // A count and a list: the list names devices, the count the first n; both held.
+            (Some(GpuClaim::Count(n)), Some(GpuClaim::Devices(mut d)))
+            | (Some(GpuClaim::Devices(mut d)), Some(GpuClaim::Count(n))) => {
+                d.extend((0..n).map(|i| i.to_string()));
+                Some(GpuClaim::Devices(d))
+            }
+            (a, None) => a,
+            (None, b) => b,
+        }
+    }
+
+    /// The union of the NVIDIA requests among `requests` (the nvidia driver's, and CDI's
+    /// `nvidia.com/gpu=…` devices), or `None` if it claims no GPU.
     pub fn from_requests(requests: &[DeviceRequest]) -> Option<GpuClaim> {
-        let nvidia = requests.iter().filter(|r| {
-            r.driver.as_deref() == Some("nvidia")
-                || r.capabilities
-                    .iter()
-                    .flatten()
-                    .any(|set| set.iter().any(|c| c == "gpu"))
-        });
+        let mut cdi = Vec::new();
+        for r in requests
+            .iter()
+            .filter(|r| r.driver.as_deref() == Some("cdi"))
+        {
+            for id in r.device_ids.iter().flatten() {
+                match id.strip_prefix("nvidia.com/gpu=") {
+                    Some("all") => return Some(GpuClaim::All),
+                    Some(dev) => cdi.push(dev.to_string()),
+                    None => {}
+                }
+            }
+        }
+        let cdi = (!cdi.is_empty()).then_some(GpuClaim::Devices(cdi));
+        GpuClaim::union(cdi, Self::from_nvidia_requests(requests))
+    }
+
+    fn from_nvidia_requests(requests: &[DeviceRequest]) -> Option<GpuClaim> {
+        let nvidia = requests
+            .iter()
+            .filter(|r| r.driver.as_deref() != Some("cdi"))
+            .filter(|r| {
+                r.driver.as_deref() == Some("nvidia")
+                    || r.capabilities
+                        .iter()
+                        .flatten()
+                        .any(|set| set.iter().any(|c| c == "gpu"))
+            });
         let mut devices = Vec::new();
         let mut count = 0u32;
         for r in nvidia {
@@ -978,6 +1058,53 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(GpuClaim::from_requests(&[other]), None);
+    }
+
+    #[test]
+    fn cdi_devices_and_the_nvidia_runtime_environment_count_as_held() {
+        let cdi = |ids: &[&str]| DeviceRequest {
+            driver: Some("cdi".into()),
+            device_ids: Some(ids.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        assert_eq!(
+            GpuClaim::from_requests(&[cdi(&["nvidia.com/gpu=0", "nvidia.com/gpu=GPU-b"])]),
+            Some(GpuClaim::Devices(vec!["0".into(), "GPU-b".into()]))
+        );
+        assert_eq!(
+            GpuClaim::from_requests(&[cdi(&["nvidia.com/gpu=all"])]),
+            Some(GpuClaim::All)
+        );
+        assert_eq!(
+            GpuClaim::from_requests(&[cdi(&["vendor.com/fpga=0"])]),
+            None
+        );
+        let env = |v: &str| {
+            vec![
+                "PATH=/bin".to_string(),
+                format!("NVIDIA_VISIBLE_DEVICES={v}"),
+            ]
+        };
+        assert_eq!(
+            GpuClaim::from_env(Some("nvidia"), &env("all")),
+            Some(GpuClaim::All)
+        );
+        assert_eq!(
+            GpuClaim::from_env(Some("nvidia"), &env("1,GPU-c")),
+            Some(GpuClaim::Devices(vec!["1".into(), "GPU-c".into()]))
+        );
+        assert_eq!(GpuClaim::from_env(Some("nvidia"), &env("void")), None);
+        assert_eq!(GpuClaim::from_env(Some("nvidia"), &env("none")), None);
+        // runc ignores the variable: a CUDA image's NVIDIA_VISIBLE_DEVICES=all holds nothing there.
+        assert_eq!(GpuClaim::from_env(Some("runc"), &env("all")), None);
+        let both = GpuClaim::union(
+            GpuClaim::from_requests(&[req("nvidia", None, Some(vec!["GPU-a"]))]),
+            GpuClaim::from_env(Some("nvidia"), &env("2")),
+        )
+        .unwrap();
+        assert!(
+            both.covers(0, Some("GPU-a")) && both.covers(2, None) && !both.covers(1, Some("GPU-x"))
+        );
     }
 
     #[test]

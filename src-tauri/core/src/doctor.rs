@@ -35,7 +35,100 @@ fn check(id: &str, status: CheckStatus, summary: String, fix: Option<&str>) -> D
     }
 }
 
+/// The host's distribution family, from `/etc/os-release`: fix texts name its own packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distro {
+    Debian,
+    Ubuntu,
+    Fedora,
+    Suse,
+    Arch,
+    Other,
+}
+
+pub fn distro_of(os_release: &str) -> Distro {
+    let field = |k: &str| -> String {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim().trim_matches('"').to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let id = field("ID");
+    let ids = format!("{id} {}", field("ID_LIKE"));
+    let has = |w: &str| ids.split_whitespace().any(|x| x == w);
+    if id == "ubuntu" || has("ubuntu") {
+        Distro::Ubuntu
+    } else if has("debian") {
+        Distro::Debian
+    } else if has("fedora") || has("rhel") || has("centos") {
+        Distro::Fedora
+    } else if has("suse") || ids.contains("opensuse") {
+        Distro::Suse
+    } else if has("arch") {
+        Distro::Arch
+    } else {
+        Distro::Other
+    }
+}
+
+/// What a fix installs.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    Docker,
+    NvidiaDriver,
+    ContainerToolkit,
+    Xfsprogs,
+}
+
+/// How to install `need` on `d`, in its own package manager's words.
+pub fn install_hint(d: Distro, need: Need) -> String {
+    let (pm, docker, driver) = match d {
+        Distro::Debian => (
+            "sudo apt-get install",
+            "docker.io (or docker-ce from Docker's repository)",
+            "nvidia-driver (non-free)",
+        ),
+        Distro::Ubuntu => (
+            "sudo apt-get install",
+            "docker.io (or docker-ce from Docker's repository)",
+            "nvidia-driver-<version> (`sudo ubuntu-drivers install` picks it)",
+        ),
+        Distro::Fedora => (
+            "sudo dnf install",
+            "moby-engine (or docker-ce from Docker's repository)",
+            "akmod-nvidia (RPM Fusion)",
+        ),
+        Distro::Suse => (
+            "sudo zypper install",
+            "docker",
+            "the NVIDIA driver from NVIDIA's repository (nvidia-open-driver-G06-signed-kmp)",
+        ),
+        Distro::Arch => ("sudo pacman -S", "docker", "nvidia"),
+        Distro::Other => (
+            "install",
+            "the Docker engine from your distribution",
+            "the NVIDIA driver",
+        ),
+    };
+    match need {
+        Need::Docker => format!("{pm} {docker}, then `sudo systemctl start docker` (or set DOCKER_HOST)"),
+        Need::NvidiaDriver => format!("{pm} {driver}, or set GPUDECK_NVML_LIB"),
+        Need::ContainerToolkit => format!("{pm} nvidia-container-toolkit (NVIDIA's repository), then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`"),
+        Need::Xfsprogs => format!("{pm} xfsprogs (xfs_quota sets the limits)"),
+    }
+}
+
+fn host_distro() -> Distro {
+    distro_of(
+        &std::fs::read_to_string("/etc/os-release")
+            .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+            .unwrap_or_default(),
+    )
+}
+
 pub async fn run(endpoint: Option<&str>, nvml_lib: Option<&Path>) -> Vec<DoctorCheck> {
+    let distro = host_distro();
     let mut out = Vec::new();
     let engine = match DockerAdapter::new(endpoint) {
         Ok(a) => match a.connect().await {
@@ -60,34 +153,40 @@ pub async fn run(endpoint: Option<&str>, nvml_lib: Option<&Path>) -> Vec<DoctorC
             "docker",
             CheckStatus::Fail,
             e.to_string(),
-            Some("sudo apt-get install docker.io && sudo systemctl start docker (or set DOCKER_HOST)"),
+            Some(&install_hint(distro, Need::Docker)),
         ),
     });
-    out.push(nvml_check(nvml_lib));
-    out.push(container_toolkit_check(engine.as_ref().ok()));
+    out.push(nvml_check(nvml_lib, distro));
+    out.push(container_toolkit_check(engine.as_ref().ok(), distro));
     out.push(storage_driver_check(engine.as_ref().ok()));
-    out.push(volume_limits_check());
+    out.push(volume_limits_check(distro));
     out
 }
 
-fn nvml_check(lib: Option<&Path>) -> DoctorCheck {
+fn nvml_check(lib: Option<&Path>, distro: Distro) -> DoctorCheck {
     match NvmlSource::open(lib).and_then(|s| s.sample().map(|r| (s.library(), r))) {
         Ok((library, raw)) => check(
             "nvml",
-            if raw.gpus.is_empty() { CheckStatus::Warn } else { CheckStatus::Ok },
+            if raw.gpus.is_empty() {
+                CheckStatus::Warn
+            } else {
+                CheckStatus::Ok
+            },
             format!(
                 "NVIDIA driver {} (CUDA {}), {} GPU(s), via {library}",
                 raw.driver_version.as_deref().unwrap_or("?"),
                 raw.cuda_driver_version.as_deref().unwrap_or("?"),
                 raw.gpus.len()
             ),
-            raw.gpus.is_empty().then_some("check `nvidia-smi`: the driver sees no GPU"),
+            raw.gpus
+                .is_empty()
+                .then_some("check `nvidia-smi`: the driver sees no GPU"),
         ),
         Err(e) => check(
             "nvml",
             CheckStatus::Fail,
             e.to_string(),
-            Some("install the NVIDIA driver (sudo apt-get install nvidia-driver), or set GPUDECK_NVML_LIB"),
+            Some(&install_hint(distro, Need::NvidiaDriver)),
         ),
     }
 }
@@ -119,7 +218,7 @@ fn dockerd_path() -> Option<String> {
     })
 }
 
-fn container_toolkit_check(engine: Option<&EngineInfo>) -> DoctorCheck {
+fn container_toolkit_check(engine: Option<&EngineInfo>, distro: Distro) -> DoctorCheck {
     let runtime = engine.is_some_and(|i| i.runtimes.iter().any(|r| r == "nvidia"));
     let hook = dockerd_path()
         .and_then(|p| {
@@ -129,8 +228,16 @@ fn container_toolkit_check(engine: Option<&EngineInfo>) -> DoctorCheck {
             )
         })
         .or_else(|| on_path("nvidia-container-runtime-hook"));
-    let fix = "install nvidia-container-toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`";
-    match (runtime, hook) {
+    let fix = install_hint(distro, Need::ContainerToolkit);
+    // CDI (Docker 25+): GPUs given as `--device nvidia.com/gpu=…` count as held like any other.
+    let cdi = match engine.map(|i| &i.cdi_spec_dirs) {
+        Some(d) if !d.is_empty() => format!(
+            "; CDI on (specs in {}): GPUs given as nvidia.com/gpu=… count as held",
+            d.join(", ")
+        ),
+        _ => String::new(),
+    };
+    let mut c = match (runtime, hook) {
         (true, _) => check(
             "nvidia_container",
             CheckStatus::Ok,
@@ -150,24 +257,24 @@ fn container_toolkit_check(engine: Option<&EngineInfo>) -> DoctorCheck {
             "nvidia_container",
             CheckStatus::Fail,
             "no NVIDIA container hook or runtime: containers cannot be given GPUs".into(),
-            Some(fix),
+            Some(&fix),
         ),
-    }
+    };
+    c.summary.push_str(&cdi);
+    c
 }
 
+/// Which way new versions carry files on this engine: through the Docker API on every driver.
 fn storage_driver_check(engine: Option<&EngineInfo>) -> DoctorCheck {
-    match engine.and_then(|i| i.storage_driver.clone()) {
-        Some(d) if d == "overlay2" => check(
+    match engine.and_then(|i| i.storage_driver.clone().map(|d| (d, i.containerd_store))) {
+        Some((d, containerd)) => check(
             "storage_driver",
             CheckStatus::Ok,
-            "storage driver overlay2".into(),
+            format!(
+                "storage driver {d}{}: new versions carry files through the Docker API (the old container committed to a snapshot image, one layer a version)",
+                if containerd { " (containerd image store)" } else { "" }
+            ),
             None,
-        ),
-        Some(d) => check(
-            "storage_driver",
-            CheckStatus::Warn,
-            format!("storage driver {d}: snapshots of container changes will be slower than on overlay2"),
-            Some("set \"storage-driver\": \"overlay2\" in /etc/docker/daemon.json"),
         ),
         None => check(
             "storage_driver",
@@ -200,7 +307,7 @@ pub fn has_project_quota(fs: &str, opts: &str) -> bool {
 }
 
 /// Where volumes go (the data folder's `volumes/`) and which kind of limit they get there.
-fn volume_limits_check() -> DoctorCheck {
+fn volume_limits_check(distro: Distro) -> DoctorCheck {
     let folder = crate::paths::DataDir::resolve()
         .map(|d| d.path().join("volumes"))
         .unwrap_or_else(|_| PathBuf::from("volumes"));
@@ -237,7 +344,7 @@ fn volume_limits_check() -> DoctorCheck {
             "volume_limits",
             CheckStatus::Fail,
             summary,
-            Some("sudo apt-get install xfsprogs (xfs_quota sets the limits)"),
+            Some(&install_hint(distro, Need::Xfsprogs)),
         ),
         (false, _, false) => check(
             "volume_limits",
@@ -267,6 +374,34 @@ mod tests {
         assert_eq!(mount_of(MI, "/var/lib/docker/volumes").unwrap().1, "xfs");
         assert_eq!(mount_of(MI, "/var/lib/dockerx").unwrap().1, "ext4");
         assert_eq!(mount_of(MI, "/home").unwrap().0, "/");
+    }
+
+    #[test]
+    fn fixes_name_the_distributions_own_packages() {
+        let os = |s: &str| distro_of(s);
+        assert_eq!(os("ID=debian\nVERSION_ID=\"12\""), Distro::Debian);
+        assert_eq!(os("ID=ubuntu\nID_LIKE=debian"), Distro::Ubuntu);
+        assert_eq!(
+            os("ID=linuxmint\nID_LIKE=\"ubuntu debian\""),
+            Distro::Ubuntu
+        );
+        assert_eq!(
+            os("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\""),
+            Distro::Fedora
+        );
+        assert_eq!(
+            os("ID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\""),
+            Distro::Suse
+        );
+        assert_eq!(os("ID=arch"), Distro::Arch);
+        assert_eq!(os(""), Distro::Other);
+        assert!(
+            install_hint(Distro::Fedora, Need::Docker).starts_with("sudo dnf install moby-engine")
+        );
+        assert!(install_hint(Distro::Debian, Need::Docker)
+            .starts_with("sudo apt-get install docker.io"));
+        assert!(install_hint(Distro::Arch, Need::Xfsprogs).starts_with("sudo pacman -S xfsprogs"));
+        assert!(install_hint(Distro::Ubuntu, Need::NvidiaDriver).contains("ubuntu-drivers"));
     }
 
     #[test]

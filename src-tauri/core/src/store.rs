@@ -114,7 +114,9 @@ impl Store {
         // FULL: every commit is on disk before the irreversible step after it (removing a container).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Generous: with synchronous=FULL every commit waits for the disk, and the app and many CLI
+        // commands may write at once.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let mut store = Store { conn };
         store.migrate(&path.display().to_string())?;
         Ok(store)

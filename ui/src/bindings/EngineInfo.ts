@@ -3,4 +3,12 @@
 /**
  * What the engine says about itself, for the status indicator and `doctor`.
  */
-export type EngineInfo = { endpoint: string, serverVersion: string | null, apiVersion: string, storageDriver: string | null, dockerRootDir: string | null, runtimes: Array<string>, defaultRuntime: string | null, };
+export type EngineInfo = { endpoint: string, serverVersion: string | null, apiVersion: string, storageDriver: string | null, dockerRootDir: string | null, runtimes: Array<string>, defaultRuntime: string | null, 
+/**
+ * The engine keeps images in containerd (the image store of fresh Docker 29 installs).
+ */
+containerdStore: boolean, 
+/**
+ * Where the engine reads CDI specs (Docker 25+): GPUs can be given as `nvidia.com/gpu=…`.
+ */
+cdiSpecDirs: Array<string>, };
