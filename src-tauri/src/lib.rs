@@ -49,6 +49,7 @@ pub fn run() -> Result<(), String> {
             commands::replicasets::rs_patch,
             commands::replicasets::rs_rollback,
             commands::replicasets::rs_prune,
+            commands::replicasets::rs_files_bytes,
             commands::replicasets::rs_action,
             commands::replicasets::rs_commit,
             commands::replicasets::rs_exec,

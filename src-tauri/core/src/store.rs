@@ -634,6 +634,16 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The bytes of every kept version snapshot.
+    pub fn rs_snapshot_bytes_total(&self) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(snapshot_bytes), 0) FROM rs_versions WHERE snapshot_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Marks a version's files as pruned (its snapshot image gone).
     pub fn rs_mark_pruned(&mut self, name: &str, version: u32) -> Result<()> {
         self.conn.execute(

@@ -61,6 +61,12 @@ pub async fn rs_rollback(
         .await)
 }
 
+/// Bytes every replicaSet's version files take (the System page's total).
+#[tauri::command]
+pub async fn rs_files_bytes(state: State<'_, AppState>) -> R<u64> {
+    with_rs!(state, |svc| svc.files_bytes())
+}
+
 /// Keeps the files of only the newest `keep` replaced versions; returns the versions pruned.
 #[tauri::command]
 pub async fn rs_prune(state: State<'_, AppState>, name: String, keep: u32) -> R<Vec<u32>> {

@@ -9,6 +9,7 @@ import { OperationStatus, type Outcome } from "../components/Busy";
 import { ConfirmButton } from "../components/Confirm";
 import { LogView, TerminalView } from "../components/TerminalView";
 import { splitArgs } from "../args";
+import { bytesBoth } from "../format";
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.]{0,39}$/;
 
@@ -253,7 +254,7 @@ function CreateForm({ onCreate, busy }: { onCreate: (name: string, spec: import(
 }
 
 function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOperation>; onDeleted: () => void }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const [history, setHistory] = useState<VersionRecord[]>([]);
   const [gpus, setGpus] = useState(rs.spec.gpus);
   const [image, setImage] = useState(`${rs.name}:v${rs.version}`);
@@ -340,18 +341,21 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
         {[...history].reverse().map((v) => (
           <li key={v.version} className={v.version === rs.version ? "current" : undefined} data-testid={`rs-version-${v.version}`}>
             <div>
-              <strong>v{v.version}</strong> <span className="muted">{new Date(v.createdAt * 1000).toLocaleString()}</span> · {t(`rs.op.${v.op.split(" ")[0]}`, { version: v.op.split(" ")[1] ?? "" })}
+              <strong>v{v.version}</strong> <span className="muted">{new Date(v.createdAt * 1000).toLocaleString(i18n.language)}</span> · {t(`rs.op.${v.op.split(" ")[0]}`, { version: v.op.split(" ")[1] ?? "" })}
+              {v.op.includes("(configuration only)") && <span> ({t("rs.configOnly")})</span>}
               {v.changes.length > 0 && <span> · {v.changes.map((c) => t(`rs.change.${c.kind}`, "from" in c ? { from: c.from, to: c.to } : {})).join("; ")}</span>}
             </div>
             <div className="muted small">
               {t("rs.versionGot", { gpus: v.gpus.length, ports: ports(v) || "—" })}
+              {v.snapshotBytes != null && !v.pruned && <span data-testid={`rs-files-${v.version}`}> · {t("rs.files", { size: bytesBoth(v.snapshotBytes) })}</span>}
+              {v.pruned && <span className="badge warn" data-testid={`rs-pruned-${v.version}`}> {t("rs.filesPruned")}</span>}
             </div>
             {v.version !== rs.version && (
               <ConfirmButton
-                label={t("rs.rollbackTo", { version: v.version })}
-                question={t("rs.confirm.rollback", { version: v.version })}
+                label={v.pruned ? t("rs.rollbackConfigTo", { version: v.version }) : t("rs.rollbackTo", { version: v.version })}
+                question={v.pruned ? t("rs.confirm.rollbackConfig", { version: v.version }) : t("rs.confirm.rollback", { version: v.version })}
                 disabled={busy}
-                onConfirm={() => op.run(() => t("rs.rollingBack", { version: v.version }), () => api.rsRollback(rs.name, v.version), (r) => t("rs.rolledBack", { container: r.container }))}
+                onConfirm={() => op.run(() => t("rs.rollingBack", { version: v.version }), () => api.rsRollback(rs.name, v.version, v.pruned), (r) => t("rs.rolledBack", { container: r.container }))}
                 testid={`rs-rollback-${v.version}`}
               />
             )}

@@ -115,6 +115,30 @@ export function SettingsPage() {
             />
           </label>
         </fieldset>
+        <label>
+          {t("settings.stopTimeout")}
+          <input
+            type="number"
+            min={0}
+            max={240}
+            required
+            data-testid="settings-stop-timeout"
+            value={Number.isNaN(draft.stopTimeoutS) ? "" : draft.stopTimeoutS}
+            onChange={(e) => set({ stopTimeoutS: num(e.target.value) })}
+          />
+          <small className="muted">{t("settings.stopTimeoutHelp")}</small>
+        </label>
+        <label>
+          {t("settings.keepVersions")}
+          <input
+            type="number"
+            min={0}
+            data-testid="settings-keep-versions"
+            value={draft.keepVersions ?? ""}
+            onChange={(e) => set({ keepVersions: e.target.value.trim() === "" ? null : num(e.target.value) })}
+          />
+          <small className="muted">{t("settings.keepVersionsHelp")}</small>
+        </label>
         <label className="check-row">
           <input
             type="checkbox"

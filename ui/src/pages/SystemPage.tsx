@@ -2,13 +2,19 @@ import { useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { api } from "../api";
 import type { DoctorCheck } from "../bindings/DoctorCheck";
+import { bytesBoth } from "../format";
 
 export function SystemPage() {
   const { t } = useTranslation();
   const [checks, setChecks] = useState<DoctorCheck[] | null>(null);
   const [busy, setBusy] = useState(false);
+  const [files, setFiles] = useState<number | null>(null);
   const run = useCallback(() => {
     setBusy(true);
+    api
+      .rsFilesBytes()
+      .then(setFiles)
+      .catch(() => setFiles(null));
     api
       .doctor()
       .then(setChecks)
@@ -24,6 +30,11 @@ export function SystemPage() {
         </button>
       </header>
       <p className="muted">{t("system.intro")}</p>
+      {files != null && (
+        <p className="small" data-testid="version-files-total">
+          {t("system.versionFiles", { size: bytesBoth(files) })}
+        </p>
+      )}
       {busy && !checks && <div className="progress indeterminate" role="progressbar" aria-label={t("system.running")} />}
       <ul className="checks">
         {(checks ?? []).map((c) => (

@@ -721,6 +721,11 @@ impl<'a> ReplicaSets<'a> {
         Ok(pruned)
     }
 
+    /// Bytes the version files of every replicaSet take (each version's layer counted once).
+    pub fn files_bytes(&self) -> Result<u64> {
+        self.db(|s| s.rs_snapshot_bytes_total())
+    }
+
     async fn apply_retention(&self, name: &str) -> Result<()> {
         if let Some(keep) = self.env.settings.keep_versions {
             self.prune(name, keep).await?;
