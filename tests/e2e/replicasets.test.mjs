@@ -74,11 +74,31 @@ describe("ReplicaSets by clicking", () => {
     const info = JSON.parse(execFileSync(h.cli, ["rs", "info", name, "--json"], { env: h.env }).toString());
     assert.equal(info.gpus.length, 2);
     assert.equal(info.status, "running");
+    // Each replaced version shows the disk its files take.
+    assert.match(await wd.text(await wd.find('[data-testid="rs-version-1"]')), /files \d/);
     await shot(wd, "rs-detail-en.png");
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="zh-CN"]'));
     await wd.until("Chinese", async () => (await status()) === "运行中");
     await shot(wd, "rs-detail-zh.png");
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="en"]'));
+  });
+
+  it("marks a pruned version and rolls back to its settings only, after saying so", async () => {
+    const pruned = JSON.parse(execFileSync(h.cli, ["rs", "prune", name, "--keep", "1", "--json"], { env: h.env }).toString());
+    assert.deepEqual(pruned.pruned, [1]);
+    // Leave and come back: the detail reads the history again.
+    await wd.click(await wd.find('[data-testid="nav-ports"]'));
+    await wd.click(await wd.find('[data-testid="nav-replicasets"]'));
+    await wd.click(await wd.until("row", () => wd.find(`[data-testid="rs-row-${name}"] td strong`)));
+    await wd.until("pruned mark", () => wd.find('[data-testid="rs-pruned-1"]'));
+    const button = await wd.find('[data-testid="rs-rollback-1"]');
+    assert.match(await wd.text(button), /settings only/);
+    await wd.click(button);
+    assert.match(await wd.exec("return document.querySelector('.confirm')?.innerText ?? ''"), /files were pruned/);
+    await wd.click(await wd.find('[data-testid="rs-rollback-1-yes"]'));
+    await wd.until("version 4", () => wd.find('[data-testid="rs-version-4"]'), 30000);
+    assert.match(await wd.text(await wd.find('[data-testid="rs-version-4"]')), /settings only, files not restored/);
+    await shot(wd, "rs-pruned-en.png");
   });
 
   it("opens a terminal in the container and follows its log", async () => {

@@ -348,7 +348,14 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
             <div className="muted small">
               {t("rs.versionGot", { gpus: v.gpus.length, ports: ports(v) || "—" })}
               {v.snapshotBytes != null && !v.pruned && <span data-testid={`rs-files-${v.version}`}> · {t("rs.files", { size: bytesBoth(v.snapshotBytes) })}</span>}
-              {v.pruned && <span className="badge warn" data-testid={`rs-pruned-${v.version}`}> {t("rs.filesPruned")}</span>}
+              {v.pruned && (
+                <>
+                  {" · "}
+                  <span className="badge warn" data-testid={`rs-pruned-${v.version}`}>
+                    {t("rs.filesPruned")}
+                  </span>
+                </>
+              )}
             </div>
             {v.version !== rs.version && (
               <ConfirmButton
