@@ -148,6 +148,18 @@ fn seed_scenario_run_commit_patch_rollback_stop_restart_exec_delete() {
     let c = rig.ok(&["rs", "commit", &foo, &image, "--message", "first"]);
     assert_eq!(c["image"], image.as_str());
     docker_ok(&["image", "inspect", &image]);
+    // A container run from the committed image is not taken for one of the replicaSet's.
+    let labels = docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"gpudeck.replicaset\"}}",
+        &image,
+    ]);
+    assert_eq!(
+        labels, "",
+        "the replicaSet label is blanked in a committed image"
+    );
 
     let v2 = rig.ok(&["rs", "patch", &foo, "--gpus", "1"]);
     assert_eq!(
@@ -170,6 +182,11 @@ fn seed_scenario_run_commit_patch_rollback_stop_restart_exec_delete() {
     assert!(rig.environ(&foo).contains("CONTAINER_VERSION=3"));
 
     let h = rig.ok(&["rs", "history", &foo]);
+    assert_eq!(
+        h[0]["commits"],
+        serde_json::json!([image]),
+        "the commit shows at the version it came from"
+    );
     let ops: Vec<&str> = h
         .as_array()
         .unwrap()

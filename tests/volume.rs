@@ -332,54 +332,99 @@ fn volumes_of_every_size_class_are_made() {
     }
 }
 
+/// A reboot detaches loop devices and may hand their numbers to other files. Docker is never
+/// given a loop number: two volumes bound by two stopped replicaSets, detached and re-attached in
+/// the other order (the links on /run gone, as after a reboot), and the first replicaSet still
+/// reads its own volume — a plain `docker start` fails instead of mounting the wrong data, and
+/// the next GPU Deck command brings each volume back on its own device.
 #[test]
 fn volumes_come_back_after_a_reboot() {
     if expected_backend() != "image-file" {
         return; // quota folders have nothing to attach
     }
     let fake = FakeNvml::new(1);
-    let v = name("boot");
-    ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
-    let dv = format!("{v}-1");
-    assert_eq!(in_volume(&dv, FILL).0, 0);
-    let (_, before) = in_volume(&dv, CHECK);
-    let device = || {
-        docker_ok(&[
+    let (a, b) = (name("boota"), name("bootb"));
+    let (ra, rb) = (name("ja"), name("jb"));
+    let mut devices = Vec::new();
+    for (v, rs, word) in [(&a, &ra, "alpha"), (&b, &rb, "beta")] {
+        ok(&fake, &["vol", "create", v, "--size", "20MB"]);
+        let bind = format!("{v}-1:/data");
+        ok(
+            &fake,
+            &[
+                "rs", "run", rs, "--image", TEST_IMAGE, "--bind", &bind, "--", "sleep", "1000000",
+            ],
+        );
+        ok(
+            &fake,
+            &[
+                "rs",
+                "exec",
+                rs,
+                "--",
+                "sh",
+                "-c",
+                &format!("echo {word} > /data/who"),
+            ],
+        );
+        ok(&fake, &["rs", "stop", rs]);
+        let given = docker_ok(&[
             "volume",
             "inspect",
             "-f",
             "{{index .Options \"device\"}}",
-            &dv,
-        ])
-    };
-    let old = device();
-    // A reboot: the loop device is gone, and its number may go to another file.
-    let st = std::process::Command::new("losetup")
-        .args(["-d", &old])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let other = fake.dir.path().join("other.img");
-    std::fs::File::create(&other)
-        .unwrap()
-        .set_len(1 << 20)
-        .unwrap();
-    let st = std::process::Command::new("losetup")
-        .arg(&old)
-        .arg(&other)
-        .status()
-        .unwrap();
-    assert!(st.success(), "could not take {old} for another file");
-    // Any command re-attaches the files first (here a replicaSet listing).
-    ok(&fake, &["rs", "ls"]);
-    let new = device();
-    assert_ne!(
-        new, old,
-        "the Docker volume still points at the other file's device"
+            &format!("{v}-1"),
+        ]);
+        assert!(
+            given.starts_with("/run/gpudeck/loop/"),
+            "Docker is given a stable link, not {given}"
+        );
+        let real = std::fs::read_link(&given).unwrap().display().to_string();
+        assert!(real.starts_with("/dev/loop"), "{real}");
+        devices.push((
+            given,
+            real,
+            fake.dir.path().join(format!("data/volumes/{v}-1.img")),
+        ));
+    }
+    // The reboot: loop devices detached, /run cleared, the files attached again the other way round.
+    for (link, real, _) in &devices {
+        std::fs::remove_file(link).unwrap();
+        assert!(std::process::Command::new("losetup")
+            .args(["-d", real])
+            .status()
+            .unwrap()
+            .success());
+    }
+    for (dev, file) in [
+        (&devices[0].1, &devices[1].2),
+        (&devices[1].1, &devices[0].2),
+    ] {
+        let st = std::process::Command::new("losetup")
+            .arg(dev)
+            .arg(file)
+            .status()
+            .unwrap();
+        assert!(st.success(), "could not attach {} at {dev}", file.display());
+    }
+    let plain = docker(&["start", &format!("{ra}-1")]);
+    assert!(
+        !plain.status.success(),
+        "docker start must not mount another volume's data"
     );
-    assert_eq!(in_volume(&dv, CHECK), (0, before), "the data is back");
-    let _ = std::process::Command::new("losetup")
-        .args(["-d", &old])
-        .status();
-    ok(&fake, &["vol", "rm", &v]);
+    // Any GPU Deck command re-attaches the files first; here the continue itself.
+    ok(&fake, &["rs", "continue", &ra]);
+    let who = ok(&fake, &["rs", "exec", &ra, "--", "cat", "/data/who"]);
+    assert_eq!(who["stdout"], "alpha\n", "it reads its own volume");
+    ok(&fake, &["rs", "continue", &rb]);
+    assert_eq!(
+        ok(&fake, &["rs", "exec", &rb, "--", "cat", "/data/who"])["stdout"],
+        "beta\n"
+    );
+    for rs in [&ra, &rb] {
+        ok(&fake, &["rs", "rm", rs]);
+    }
+    for v in [&a, &b] {
+        ok(&fake, &["vol", "rm", v]);
+    }
 }

@@ -552,8 +552,13 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
                         (false, Some(b)) => format!("files {}", gpudeck_core::volume::human(b)),
                         (false, None) => "current".to_string(),
                     };
+                    let commits = if v.commits.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  committed to {}", v.commits.join(", "))
+                    };
                     println!(
-                        "{}-{}  {}  {}  {}  gpus [{}]  ports [{}]  {}",
+                        "{}-{}  {}  {}  {}  gpus [{}]  ports [{}]  {}{commits}",
                         v.name,
                         v.version,
                         human_time(v.created_at),

@@ -96,6 +96,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE rs_versions ADD COLUMN snapshot_id TEXT;
     ALTER TABLE rs_versions ADD COLUMN snapshot_bytes INTEGER;
     ALTER TABLE rs_versions ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;",
+    // 7: commits to images, at the version they came from (the timeline shows them there).
+    "CREATE TABLE rs_commits (
+        name       TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        image      TEXT NOT NULL,
+        image_id   TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX rs_commits_by_name ON rs_commits(name, version);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -526,6 +535,8 @@ pub struct VersionRecord {
     pub snapshot_bytes: Option<u64>,
     /// Its files were pruned: a rollback to it is configuration only.
     pub pruned: bool,
+    /// Images committed from this version (`repo:tag`), oldest first.
+    pub commits: Vec<String>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -629,9 +640,39 @@ impl Store {
                 snapshot_id: r.get(9)?,
                 snapshot_bytes: r.get::<_, Option<i64>>(10)?.map(|b| b.max(0) as u64),
                 pruned: r.get(11)?,
+                commits: vec![],
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out: Vec<VersionRecord> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut q = self.conn.prepare(
+            "SELECT version, image FROM rs_commits WHERE name = ?1 ORDER BY created_at, rowid",
+        )?;
+        let commits = q
+            .query_map([name], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (v, image) in commits {
+            if let Some(rec) = out.iter_mut().find(|r| r.version == v) {
+                rec.commits.push(image);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a commit of `name`'s version `version` to `image`.
+    pub fn rs_add_commit(
+        &mut self,
+        name: &str,
+        version: u32,
+        image: &str,
+        image_id: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO rs_commits (name, version, image, image_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, version, image, image_id, now_s()],
+        )?;
+        Ok(())
     }
 
     /// The bytes of every kept version snapshot.
@@ -659,6 +700,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM rs_versions WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM rs_commits WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM replicasets WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM gpu_claims WHERE owner = ?1", [name])?;
         tx.execute("DELETE FROM port_claims WHERE owner = ?1", [name])?;

@@ -38,4 +38,8 @@ snapshotBytes: number | null,
 /**
  * Its files were pruned: a rollback to it is configuration only.
  */
-pruned: boolean, };
+pruned: boolean, 
+/**
+ * Images committed from this version (`repo:tag`), oldest first.
+ */
+commits: Array<string>, };

@@ -108,6 +108,7 @@ const en = {
     configOnly: "settings only, files not restored",
     files: "files {{size}}",
     filesPruned: "files pruned: rolls back as settings only",
+    committedTo: "committed to {{images}}",
     rollingBack: "Rolling back to version {{version}}",
     rolledBack: "{{container}} is running.",
     exec: "Run a command",

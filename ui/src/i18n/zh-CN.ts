@@ -110,6 +110,7 @@ const zhCN: Messages = {
     configOnly: "仅设置，未恢复文件",
     files: "文件 {{size}}",
     filesPruned: "文件已清理：仅能回滚设置",
+    committedTo: "已提交为 {{images}}",
     rollingBack: "正在回滚到版本 {{version}}",
     rolledBack: "{{container}} 已运行。",
     exec: "执行命令",

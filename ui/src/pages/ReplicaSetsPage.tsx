@@ -345,6 +345,11 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
               {v.op.includes("(configuration only)") && <span> ({t("rs.configOnly")})</span>}
               {v.changes.length > 0 && <span> · {v.changes.map((c) => t(`rs.change.${c.kind}`, "from" in c ? { from: c.from, to: c.to } : {})).join("; ")}</span>}
             </div>
+            {v.commits.length > 0 && (
+              <div className="small mono" data-testid={`rs-commits-${v.version}`}>
+                {t("rs.committedTo", { images: v.commits.join(", ") })}
+              </div>
+            )}
             <div className="muted small">
               {t("rs.versionGot", { gpus: v.gpus.length, ports: ports(v) || "—" })}
               {v.snapshotBytes != null && !v.pruned && <span data-testid={`rs-files-${v.version}`}> · {t("rs.files", { size: bytesBoth(v.snapshotBytes) })}</span>}

@@ -224,6 +224,7 @@ impl<'a> ReplicaSets<'a> {
                 snapshot_id: None,
                 snapshot_bytes: None,
                 pruned: false,
+                commits: vec![],
             };
             let cid = self.create(&rec, &image).await?;
             self.step(id, "run_created")?;
@@ -606,6 +607,7 @@ impl<'a> ReplicaSets<'a> {
                 snapshot_id: None,
                 snapshot_bytes: None,
                 pruned: false,
+                commits: vec![],
             };
             let new_id = self.create(&rec, &from).await?;
             self.step(id, "created")?;
@@ -785,7 +787,10 @@ impl<'a> ReplicaSets<'a> {
             .ok_or_else(|| {
                 self.state_error(name, RsStatus::Missing, "there is no container to commit")
             })?;
-        self.env.docker.commit(&c.id, &repo, &tag, message).await
+        let id = self.env.docker.commit(&c.id, &repo, &tag, message).await?;
+        let image = format!("{repo}:{tag}");
+        self.db(|s| s.rs_add_commit(name, cur, &image, &id))?;
+        Ok(id)
     }
 
     /// The container id of the current version, for logs.

@@ -7,9 +7,11 @@
 //!   Docker's `local` driver as `type=none,o=bind,device=DIR`. Native: nothing to attach, and it
 //!   survives reboots by itself.
 //! - "image-file" otherwise: an ext4 file system in a sparse file (`<name>-<N>.img`), attached to
-//!   a loop device and given to the `local` driver as `type=ext4,device=/dev/loopN`. At every
-//!   start, `restore` re-attaches the files (a reboot detaches loop devices) and re-creates a
-//!   Docker volume whose device changed.
+//!   a loop device and given to the `local` driver as `type=ext4,device=/run/gpudeck/loop/<name>-<N>`,
+//!   a link to the loop device that GPU Deck keeps pointing at this file. Docker is never handed a
+//!   loop number, which a reboot can give to another volume's file: after a reboot the link is gone
+//!   (/run is cleared), so a container starts only once `restore` (every start of the app and of
+//!   every CLI command) has attached the file again and pointed the link at it.
 //!
 //! Either way writing past the size fails with ENOSPC inside the container, and either needs root
 //! (xfs_quota, or losetup and mount).
@@ -423,12 +425,13 @@ impl<'a> Volumes<'a> {
         if let Some(mnt) = mount_point_of(&dev) {
             return df_used(&mnt).await;
         }
-        let tmp = tempdir()?;
-        run("mount", &["-o", "ro", &dev, &tmp.display().to_string()]).await?;
-        let used = df_used(&tmp).await;
-        run("umount", &[&tmp.display().to_string()]).await?;
-        let _ = std::fs::remove_dir(&tmp);
-        used
+        // Not mounted: the superblock says it, read without mounting (a mount here would race a
+        // container starting on the volume: "device or resource busy").
+        let out = run("dumpe2fs", &["-h", &dev]).await?;
+        superblock_used(&out).ok_or_else(|| CoreError::Io {
+            path: dev.clone(),
+            reason: "dumpe2fs -h printed no block counts".into(),
+        })
     }
 
     /// Resizes into version N+1 with every byte copied. With `move_users`, replicaSets that bind
@@ -702,21 +705,46 @@ fn tempdir() -> Result<PathBuf> {
 }
 
 /// The loop device `file` is attached to, attaching it when it is not.
+/// Where the stable links to the loop devices live: on /run, which a reboot clears.
+const LOOP_LINKS: &str = "/run/gpudeck/loop";
+
+/// The stable device path of a version's image file (`<name>-<N>.img` → `…/loop/<name>-<N>`).
+fn loop_link(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Path::new(LOOP_LINKS).join(stem)
+}
+
+/// Attaches an image file to a loop device (or finds the one it is attached to) and points its
+/// stable link at that device; returns the link, the only device path Docker is given.
 async fn attach(file: &Path) -> Result<String> {
     let path = file.display().to_string();
     let listed = run("losetup", &["-j", &path]).await?;
-    if let Some(dev) = listed
+    let dev = match listed
         .lines()
         .next()
         .and_then(|l| l.split(':').next())
         .filter(|d| !d.is_empty())
     {
-        return Ok(dev.to_string());
+        Some(dev) => dev.to_string(),
+        None => run("losetup", &["--find", "--show", &path]).await?,
+    };
+    let link = loop_link(file);
+    std::fs::create_dir_all(LOOP_LINKS).map_err(|e| CoreError::io(LOOP_LINKS, e))?;
+    if std::fs::read_link(&link).ok() != Some(PathBuf::from(&dev)) {
+        // A new link beside it, renamed over the old one: never a moment without one.
+        let tmp = link.with_extension("new");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&dev, &tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &link).map_err(|e| CoreError::io(&link, e))?;
     }
-    run("losetup", &["--find", "--show", &path]).await
+    Ok(link.display().to_string())
 }
 
 async fn detach(file: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(loop_link(file));
     if !file.exists() {
         return Ok(());
     }
@@ -731,13 +759,35 @@ async fn detach(file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Bytes in use from `dumpe2fs -h`: (blocks − free − overhead) × block size, which is what `df`
+/// says of the mounted file system (overhead: the journal and inode tables).
+fn superblock_used(dumpe2fs: &str) -> Option<u64> {
+    let field = |k: &str| -> Option<u64> {
+        dumpe2fs
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.trim_start().strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let blocks = field("Block count")?;
+    let free = field("Free blocks")?;
+    let size = field("Block size")?;
+    let overhead = field("Overhead clusters").unwrap_or(0);
+    Some(blocks.saturating_sub(free).saturating_sub(overhead) * size)
+}
+
 /// Where `dev` is mounted now (a container using the volume), if anywhere.
 fn mount_point_of(dev: &str) -> Option<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // Mounted through the link or the loop device itself: the same device either way.
+    let real = std::fs::canonicalize(dev).ok();
     text.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
         let source = post.split(' ').nth(1)?;
-        (source == dev).then(|| PathBuf::from(pre.split(' ').nth(4).unwrap_or("")))
+        let same = source == dev
+            || (real.is_some()
+                && (Some(PathBuf::from(source)) == real
+                    || std::fs::canonicalize(source).ok() == real));
+        same.then(|| PathBuf::from(pre.split(' ').nth(4).unwrap_or("")))
     })
 }
 
@@ -842,4 +892,15 @@ async fn drop_dir(dir: &Path) -> Result<()> {
     tokio::fs::remove_dir_all(dir)
         .await
         .map_err(|e| CoreError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn used_bytes_from_the_superblock_match_df() {
+        let out = "Block count:              102400\nReserved block count:     5120\nOverhead clusters:        12067\nFree blocks:              80079\nBlock size:               1024\n";
+        // df -B1 said 10500096 used for this file system.
+        assert_eq!(super::superblock_used(out), Some(10_500_096));
+        assert_eq!(super::superblock_used("Block size: 4096"), None);
+    }
 }
