@@ -10,6 +10,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Node.js 20 from install-deps, where the distribution's was too old.
 [ -x "$HOME/.cache/gpudeck/node/bin/node" ] && export PATH="$HOME/.cache/gpudeck/node/bin:$PATH"
 target=${CARGO_TARGET_DIR:-$repo/target}
+# One feature set for every build here (and for CI's clippy), so nothing is compiled twice:
+# custom-protocol as tauri build sets it, and crash-points, the recovery tests' hooks.
+features=tauri/custom-protocol,crash-points
 
 step() { printf '\n== %s ==\n' "$*"; }
 
@@ -18,16 +21,19 @@ bash tests/rig/setup.sh
 # shellcheck disable=SC1091
 . "$repo/target/rig/env"   # DOCKER_HOST when the rig had to start its own engine
 
+step "install-deps: the lab's Docker engine is used, nothing is ever removed"
+bash tests/scripts/install-deps.test.sh
+
 step "UI: type-check and unit tests"
 npm --prefix ui run typecheck
 npm --prefix ui test
 
 step "build the app and its .deb (tauri build, debug profile: the tests use this binary)"
-npx tauri build --debug --bundles deb
+npx tauri build --debug --bundles deb --features crash-points
 ls "$target"/debug/bundle/deb/*.deb
 
 step "Rust: unit and integration tests"
-cargo test --workspace --features tauri/custom-protocol
+cargo test --workspace --features "$features"
 
 step "replicaSets again on a second engine with --storage-driver vfs (no overlay2 anywhere)"
 # Files are carried through the Docker API only; this proves it on a driver with no upper layer.
@@ -37,7 +43,7 @@ GPUDECK_RIG_DIR="$repo/target/rig-vfs" GPUDECK_RIG_SEPARATE=1 GPUDECK_RIG_DOCKER
 (
   # shellcheck disable=SC1091
   . "$repo/target/rig-vfs/env"
-  cargo test --features tauri/custom-protocol --test replicaset -- --skip ten_patches --skip fifty_concurrent
+  cargo test --features "$features" --test replicaset -- --skip ten_patches --skip fifty_concurrent
 )
 
 step "volumes on XFS project quotas, in a VM (this kernel has no XFS quota; Debian's has)"
@@ -46,7 +52,7 @@ step "volumes on XFS project quotas, in a VM (this kernel has no XFS quota; Debi
 if [ "${GPUDECK_SKIP_VM:-0}" = 1 ]; then
   echo "skipped (GPUDECK_SKIP_VM=1)"
 else
-  vol_bin=$(cargo test --features tauri/custom-protocol --test volume --no-run 2>&1 |
+  vol_bin=$(cargo test --features "$features" --test volume --no-run 2>&1 |
     sed -n 's/.*Executable tests\/volume.rs (\(.*\))/\1/p' | tail -1)
   case $vol_bin in /*) ;; *) vol_bin="$repo/$vol_bin" ;; esac
   export GPUDECK_VM_DIR="$target/vm"   # the kernel it fetches is kept with the build cache

@@ -57,8 +57,10 @@ fn expected_backend() -> String {
 
 /// What backs the versions of `v` on disk: image files or quota folders named `<v>-<N>`.
 fn backings(fake: &FakeNvml, v: &str) -> Vec<String> {
-    let mut found: Vec<String> = std::fs::read_dir(fake.dir.path().join("data/volumes"))
-        .unwrap()
+    let Ok(dir) = std::fs::read_dir(fake.dir.path().join("data/volumes")) else {
+        return vec![]; // nothing made yet
+    };
+    let mut found: Vec<String> = dir
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with(&format!("{v}-")))
         .collect();
@@ -217,6 +219,45 @@ fn a_resize_moves_the_replicaset_that_binds_it() {
     );
     ok(&fake, &["rs", "rm", &rs]);
     ok(&fake, &["vol", "rm", &v]);
+}
+
+/// A crash at any step of `vol create` leaves nothing: the next command removes what was made,
+/// the name is free, and `vol ls` never shows a volume `vol rm` would not know.
+#[test]
+fn a_crash_at_any_step_of_a_create_leaves_nothing() {
+    let fake = FakeNvml::new(1);
+    for step in ["create_begun", "create_made", "create_volume"] {
+        let v = name("c");
+        let out = fake
+            .cli_command(&["vol", "create", &v, "--size", "20MB"])
+            .env("GPUDECK_CRASH_AT", step)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(137), "{step}");
+        let listed = ok(&fake, &["vol", "ls"]);
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["name"] != v.as_str()),
+            "{step}: {listed}"
+        );
+        assert!(
+            docker(&["volume", "inspect", &format!("{v}-1")])
+                .status
+                .code()
+                != Some(0),
+            "{step}: a Docker volume was left"
+        );
+        assert!(
+            backings(&fake, &v).is_empty(),
+            "{step}: {:?} left",
+            backings(&fake, &v)
+        );
+        ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
+        ok(&fake, &["vol", "rm", &v]);
+    }
 }
 
 #[test]

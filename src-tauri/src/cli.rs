@@ -338,6 +338,7 @@ async fn doctor(settings: &Settings, json: bool) -> Result<i32> {
     let checks = doctor::run(
         settings.docker_endpoint.as_deref(),
         nvml_lib_from_env().as_deref(),
+        settings.publish_address.as_deref(),
     )
     .await;
     if json {

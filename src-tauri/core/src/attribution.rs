@@ -65,7 +65,12 @@ mod tests {
         std::fs::write(dir.path().join("42/cgroup"), format!("0::/docker/{ID}\n")).unwrap();
         assert_eq!(container_id_of_pid(dir.path(), 42).as_deref(), Some(ID));
         assert_eq!(container_id_of_pid(dir.path(), 43), None);
-        // This test process itself runs on the host (or in CI's own container): never panics.
-        let _ = container_id_of_pid(Path::new("/proc"), std::process::id());
+        // This test process itself, through the real /proc: the same answer as its own cgroup
+        // file read directly (the host: none; inside CI's container: that container's id).
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        assert_eq!(
+            container_id_of_pid(Path::new("/proc"), std::process::id()),
+            container_id_from_cgroup(&own)
+        );
     }
 }

@@ -253,6 +253,8 @@ pub struct CreateArgs<'a> {
     pub gpus: &'a [String],
     /// (container port, host port).
     pub ports: &'a [(u16, u16)],
+    /// The host address the ports bind to (`None`: every interface).
+    pub publish_address: Option<&'a str>,
 }
 
 /// A container's name from a list entry (`/foo-1` → `foo-1`).
@@ -333,7 +335,7 @@ impl DockerAdapter {
                 (
                     format!("{c}/tcp"),
                     Some(vec![PortBinding {
-                        host_ip: None,
+                        host_ip: a.publish_address.map(str::to_string),
                         host_port: Some(h.to_string()),
                     }]),
                 )
@@ -717,12 +719,15 @@ impl DockerAdapter {
         Ok(r.id)
     }
 
-    /// The container's log, stdout and stderr interleaved as written; `follow` keeps streaming.
+    /// The container's log, stdout and stderr interleaved as written, from its last
+    /// `LOG_TAIL_LINES` lines; `follow` keeps streaming. A character split between two chunks
+    /// of the engine's stream is joined, never shown as two broken ones.
     pub fn logs(
         &self,
         id: &str,
         follow: bool,
     ) -> impl futures_util::Stream<Item = Result<String>> + '_ {
+        use bollard::container::LogOutput;
         self.docker
             .logs(
                 id,
@@ -730,11 +735,64 @@ impl DockerAdapter {
                     stdout: true,
                     stderr: true,
                     follow,
-                    tail: "all".into(),
+                    tail: LOG_TAIL_LINES.to_string(),
                     ..Default::default()
                 }),
             )
-            .map(|r| r.map(|l| l.to_string()).map_err(CoreError::from))
+            .scan(
+                (Utf8Joiner::default(), Utf8Joiner::default()),
+                |(out, err), r| {
+                    let item = r.map_err(CoreError::from).map(|l| match l {
+                        LogOutput::StdErr { message } => err.push(&message),
+                        LogOutput::StdOut { message }
+                        | LogOutput::Console { message }
+                        | LogOutput::StdIn { message } => out.push(&message),
+                    });
+                    std::future::ready(Some(item))
+                },
+            )
+            .filter(|r| std::future::ready(!matches!(r, Ok(s) if s.is_empty())))
+    }
+}
+
+/// How far back a log starts: its last this many lines.
+pub const LOG_TAIL_LINES: u32 = 1000;
+
+/// Turns a stream of byte chunks into text without splitting a UTF-8 character that straddles
+/// two chunks (its first bytes wait for the rest); invalid bytes become U+FFFD.
+#[derive(Debug, Default)]
+pub struct Utf8Joiner {
+    carry: Vec<u8>,
+}
+
+impl Utf8Joiner {
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.carry.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.carry) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.carry.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(&String::from_utf8_lossy(&self.carry[..valid]));
+                    match e.error_len() {
+                        // An unfinished character at the end: keep it for the next chunk.
+                        None => {
+                            self.carry.drain(..valid);
+                            return out;
+                        }
+                        Some(n) => {
+                            out.push('\u{FFFD}');
+                            self.carry.drain(..valid + n);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -1035,6 +1093,19 @@ mod tests {
             capabilities: Some(vec![vec!["gpu".into()]]),
             options: None,
         }
+    }
+
+    #[test]
+    fn characters_split_between_chunks_are_joined() {
+        let text = "GPU 温度 ok ✓\n";
+        let bytes = text.as_bytes();
+        for cut in 1..bytes.len() {
+            let mut j = Utf8Joiner::default();
+            let joined = j.push(&bytes[..cut]) + &j.push(&bytes[cut..]);
+            assert_eq!(joined, text, "cut at {cut}");
+        }
+        let mut j = Utf8Joiner::default();
+        assert_eq!(j.push(b"a\xffb"), "a\u{FFFD}b");
     }
 
     #[test]

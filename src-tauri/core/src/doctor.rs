@@ -127,7 +127,11 @@ fn host_distro() -> Distro {
     )
 }
 
-pub async fn run(endpoint: Option<&str>, nvml_lib: Option<&Path>) -> Vec<DoctorCheck> {
+pub async fn run(
+    endpoint: Option<&str>,
+    nvml_lib: Option<&Path>,
+    publish_address: Option<&str>,
+) -> Vec<DoctorCheck> {
     let distro = host_distro();
     let mut out = Vec::new();
     let engine = match DockerAdapter::new(endpoint) {
@@ -160,7 +164,39 @@ pub async fn run(endpoint: Option<&str>, nvml_lib: Option<&Path>) -> Vec<DoctorC
     out.push(container_toolkit_check(engine.as_ref().ok(), distro));
     out.push(storage_driver_check(engine.as_ref().ok()));
     out.push(volume_limits_check(distro));
+    out.push(firewall_check(
+        &std::fs::read_to_string("/etc/ufw/ufw.conf").unwrap_or_default(),
+        publish_address,
+    ));
     out
+}
+
+/// ufw on: Docker's own iptables rules let published ports through whatever ufw says.
+pub fn firewall_check(ufw_conf: &str, publish_address: Option<&str>) -> DoctorCheck {
+    let ufw_on = ufw_conf
+        .lines()
+        .any(|l| l.trim().eq_ignore_ascii_case("ENABLED=yes"));
+    let everywhere = publish_address.is_none_or(|a| a == "0.0.0.0" || a == "::");
+    match (ufw_on, everywhere) {
+        (true, true) => check(
+            "firewall",
+            CheckStatus::Warn,
+            "ufw is on, and published container ports bind to every interface: Docker's rules let them through whatever ufw says".into(),
+            Some("set Settings → publish address to 127.0.0.1 to keep them on this machine, or add DOCKER-USER rules"),
+        ),
+        (_, false) => check(
+            "firewall",
+            CheckStatus::Ok,
+            format!("published container ports bind to {}", publish_address.unwrap_or_default()),
+            None,
+        ),
+        (false, true) => check(
+            "firewall",
+            CheckStatus::Ok,
+            "published container ports bind to every interface (no ufw; Docker's rules decide)".into(),
+            None,
+        ),
+    }
 }
 
 fn nvml_check(lib: Option<&Path>, distro: Distro) -> DoctorCheck {
@@ -402,6 +438,22 @@ mod tests {
             .starts_with("sudo apt-get install docker.io"));
         assert!(install_hint(Distro::Arch, Need::Xfsprogs).starts_with("sudo pacman -S xfsprogs"));
         assert!(install_hint(Distro::Ubuntu, Need::NvidiaDriver).contains("ubuntu-drivers"));
+    }
+
+    #[test]
+    fn ufw_and_published_ports() {
+        let on = "# comment\nENABLED=yes\nLOGLEVEL=low\n";
+        assert_eq!(firewall_check(on, None).status, CheckStatus::Warn);
+        assert_eq!(
+            firewall_check(on, Some("0.0.0.0")).status,
+            CheckStatus::Warn
+        );
+        assert_eq!(
+            firewall_check(on, Some("127.0.0.1")).status,
+            CheckStatus::Ok
+        );
+        assert_eq!(firewall_check("ENABLED=no\n", None).status, CheckStatus::Ok);
+        assert_eq!(firewall_check("", None).status, CheckStatus::Ok);
     }
 
     #[test]

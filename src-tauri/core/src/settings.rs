@@ -51,6 +51,9 @@ pub struct Settings {
     /// Keep the files of only this many replaced versions per replicaSet (older ones roll back
     /// as configuration only); `None` keeps all.
     pub keep_versions: Option<u32>,
+    /// The host address published container ports bind to; `None`: every interface (what labs
+    /// expect). `127.0.0.1` keeps them on this machine (Docker's rules bypass ufw).
+    pub publish_address: Option<String>,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             allow_system_binds: false,
             stop_timeout_s: 10,
             keep_versions: None,
+            publish_address: None,
         }
     }
 }
@@ -97,6 +101,14 @@ impl Settings {
                 "portRange",
                 format!("must be START-END with 1024 ≤ START ≤ END ≤ 65535, got {start}-{end}"),
             ));
+        }
+        if let Some(a) = &self.publish_address {
+            if a.parse::<std::net::IpAddr>().is_err() {
+                return Err(CoreError::invalid_setting(
+                    "publishAddress",
+                    format!("must be an IP address such as 127.0.0.1 or 0.0.0.0, got \"{a}\""),
+                ));
+            }
         }
         if self.stop_timeout_s > MAX_STOP_TIMEOUT_S {
             return Err(CoreError::invalid_setting(

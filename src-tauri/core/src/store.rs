@@ -119,13 +119,28 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
         }
         let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // First, before any pragma (which may need a lock another process holds: without a busy
+        // timeout that is "database is locked" at once). Generous: with synchronous=FULL every
+        // commit waits for the disk, and the app and many CLI commands may write at once.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Turning a new database to WAL takes a lock the busy handler does not wait for: many
+        // processes opening it at once (fifty `gpudeck rs run`s) get "database is locked" at once.
+        let mut tries = 0;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 600 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         // FULL: every commit is on disk before the irreversible step after it (removing a container).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Generous: with synchronous=FULL every commit waits for the disk, and the app and many CLI
-        // commands may write at once.
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let mut store = Store { conn };
         store.migrate(&path.display().to_string())?;
         Ok(store)

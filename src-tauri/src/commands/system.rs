@@ -12,8 +12,13 @@ pub fn docker_status(state: State<'_, AppState>) -> DockerStatus {
 
 #[tauri::command]
 pub async fn doctor(state: State<'_, AppState>) -> Result<Vec<DoctorCheck>, ()> {
-    let endpoint = state.settings().docker_endpoint;
-    Ok(doctor::run(endpoint.as_deref(), nvml_lib_from_env().as_deref()).await)
+    let s = state.settings();
+    Ok(doctor::run(
+        s.docker_endpoint.as_deref(),
+        nvml_lib_from_env().as_deref(),
+        s.publish_address.as_deref(),
+    )
+    .await)
 }
 
 /// The UI calls this once its first page shows data; the startup time goes to the log (the

@@ -31,4 +31,9 @@ stopTimeoutS: number,
  * Keep the files of only this many replaced versions per replicaSet (older ones roll back
  * as configuration only); `None` keeps all.
  */
-keepVersions: number | null, };
+keepVersions: number | null, 
+/**
+ * The host address published container ports bind to; `None`: every interface (what labs
+ * expect). `127.0.0.1` keeps them on this machine (Docker's rules bypass ufw).
+ */
+publishAddress: string | null, };

@@ -174,6 +174,7 @@ const en = {
       nvidia_container: "NVIDIA container hook / runtime",
       storage_driver: "Storage driver",
       volume_limits: "Volume size limits",
+      firewall: "Firewall and published ports",
     },
   },
   settings: {
@@ -196,6 +197,8 @@ const en = {
     systemBindsHelp: "lets replicaSets mount /etc, /proc, the Docker socket and the like; that is root on this machine.",
     stopTimeout: "Stop timeout (seconds)",
     stopTimeoutHelp: "how long a stop waits for the workload to exit before it is killed",
+    publishAddress: "Publish ports on address",
+    publishAddressHelp: "empty: every interface; 127.0.0.1 keeps container ports on this machine (Docker's rules bypass ufw)",
     keepVersions: "Keep files of the last N versions",
     keepVersionsHelp: "older versions roll back as settings only; empty keeps all",
   },

@@ -176,6 +176,7 @@ const zhCN: Messages = {
       nvidia_container: "NVIDIA 容器钩子 / 运行时",
       storage_driver: "存储驱动",
       volume_limits: "数据卷容量限制",
+      firewall: "防火墙与端口发布",
     },
   },
   settings: {
@@ -198,6 +199,8 @@ const zhCN: Messages = {
     systemBindsHelp: "允许副本集挂载 /etc、/proc、Docker 套接字等；这等同于本机 root 权限。",
     stopTimeout: "停止超时（秒）",
     stopTimeoutHelp: "停止时等待工作负载退出的时间，超时后强制结束",
+    publishAddress: "端口发布地址",
+    publishAddressHelp: "留空：所有网卡；127.0.0.1 仅本机可访问容器端口（Docker 的规则会绕过 ufw）",
     keepVersions: "保留最近 N 个版本的文件",
     keepVersionsHelp: "更早的版本仅能回滚设置；留空则全部保留",
   },

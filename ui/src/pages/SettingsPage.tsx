@@ -129,6 +129,17 @@ export function SettingsPage() {
           <small className="muted">{t("settings.stopTimeoutHelp")}</small>
         </label>
         <label>
+          {t("settings.publishAddress")}
+          <input
+            type="text"
+            data-testid="settings-publish-address"
+            placeholder="0.0.0.0"
+            value={draft.publishAddress ?? ""}
+            onChange={(e) => set({ publishAddress: e.target.value.trim() === "" ? null : e.target.value.trim() })}
+          />
+          <small className="muted">{t("settings.publishAddressHelp")}</small>
+        </label>
+        <label>
           {t("settings.keepVersions")}
           <input
             type="number"

@@ -270,6 +270,7 @@ impl<'a> ReplicaSets<'a> {
                 mounts,
                 gpus: &rec.gpus,
                 ports: &rec.ports,
+                publish_address: self.env.settings.publish_address.as_deref(),
             })
             .await
     }
@@ -825,7 +826,22 @@ pub fn split_image(image: &str) -> Result<(String, String)> {
         Some((r, t)) if !t.contains('/') => (r, t),
         _ => (image, "latest"),
     };
+    // A ':' in the repository only as a registry's port: `host:5000/path`.
+    let port_ok = match repo.split_once('/') {
+        Some((host, path)) => match host.split_once(':') {
+            Some((h, port)) => {
+                !h.is_empty()
+                    && !port.is_empty()
+                    && port.chars().all(|c| c.is_ascii_digit())
+                    && !path.contains(':')
+            }
+            None => !path.contains(':'),
+        },
+        None => !repo.contains(':'),
+    };
     let repo_ok = !repo.is_empty()
+        && port_ok
+        && !repo.starts_with(['-', '.', '_', '/'])
         && repo
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c));
@@ -856,8 +872,22 @@ mod tests {
             split_image("127.0.0.1:5000/foo").unwrap(),
             ("127.0.0.1:5000/foo".into(), "latest".into())
         );
-        for bad in ["", "Foo:1", "foo:", "foo:bad tag", "foo:a/b"] {
-            assert!(split_image(bad).is_err() || bad == "foo:a/b", "{bad}");
+        assert_eq!(
+            split_image("localhost:5000/team/img:v1").unwrap(),
+            ("localhost:5000/team/img".into(), "v1".into())
+        );
+        for bad in [
+            "",
+            "Foo:1",
+            "foo:",
+            "foo:bad tag",
+            "foo:a/b",
+            ":latest",
+            "a/b:c:d",
+            "-foo",
+            "host:x/a",
+        ] {
+            assert!(split_image(bad).is_err(), "{bad} must be refused");
         }
     }
 }

@@ -339,35 +339,45 @@ impl<'a> Volumes<'a> {
                 reason: format!("a volume named \"{name}\" exists already"),
             });
         }
+        // Journaled: a crash before the record leaves no file, loop device or Docker volume.
+        let id =
+            self.db(|s| s.journal_begin("vol-create", name, &json!({ "name": name, "new": 1 })))?;
+        crash_point("create_begun");
         let made = async {
             let quota = self.quota_mount()?;
             let (kind, b) = self.make_backing(name, 1, size, quota.as_deref()).await?;
+            self.step(id, "create_made")?;
             self.docker
                 .create_local_volume(&docker_name(name, 1), b.source(), name, 1)
                 .await?;
-            Ok::<_, CoreError>(kind)
+            self.step(id, "create_volume")?;
+            self.db(|s| {
+                s.vol_add_version(&VolumeVersion {
+                    name: name.into(),
+                    version: 1,
+                    size_bytes: size,
+                    backend: kind.into(),
+                    op: "create".into(),
+                    created_at: now_s(),
+                    retired_at: None,
+                })
+            })?;
+            Ok::<_, CoreError>(())
         }
         .await;
-        let backend = match made {
-            Ok(kind) => kind,
-            Err(e) => {
-                let _ = self.docker.remove_volume(&docker_name(name, 1)).await;
-                let _ = self.drop_backing(name, 1).await;
-                return Err(e);
-            }
-        };
-        self.db(|s| {
-            s.vol_add_version(&VolumeVersion {
-                name: name.into(),
-                version: 1,
-                size_bytes: size,
-                backend: backend.into(),
-                op: "create".into(),
-                created_at: now_s(),
-                retired_at: None,
-            })
-        })?;
+        if let Err(e) = made {
+            self.undo_create(name).await?;
+            self.db(|s| s.journal_finish(id, "undone"))?;
+            return Err(e);
+        }
+        self.db(|s| s.journal_finish(id, "done"))?;
         self.info(name).await
+    }
+
+    /// A create that was never recorded leaves nothing behind.
+    async fn undo_create(&self, name: &str) -> Result<()> {
+        self.docker.remove_volume(&docker_name(name, 1)).await?;
+        self.drop_backing(name, 1).await
     }
 
     pub async fn info(&self, name: &str) -> Result<VolumeInfo> {
@@ -614,7 +624,7 @@ impl<'a> Volumes<'a> {
         let open: Vec<_> = self
             .db(|s| s.journal_open())?
             .into_iter()
-            .filter(|o| o.kind == "vol-resize")
+            .filter(|o| o.kind == "vol-resize" || o.kind == "vol-create")
             .collect();
         for op in &open {
             let p = &op.payload;
@@ -622,8 +632,13 @@ impl<'a> Volumes<'a> {
             let new = p["new"].as_u64().unwrap_or(0) as u32;
             let recorded = self
                 .db(|s| s.vol_current(name))?
-                .is_some_and(|(c, _)| c == new);
-            if recorded {
+                .is_some_and(|(c, deleted)| c == new && !deleted);
+            if op.kind == "vol-create" {
+                if !recorded {
+                    self.undo_create(name).await?;
+                }
+                self.db(|s| s.journal_finish(op.id, "settled after restart"))?;
+            } else if recorded {
                 let rss: Vec<String> = p["replicasets"]
                     .as_array()
                     .into_iter()
