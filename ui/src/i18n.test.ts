@@ -60,7 +60,7 @@ describe("translations", () => {
   it("every doctor check id has a label", () => {
     const rust = readFileSync(join(__dirname, "../../src-tauri/core/src/doctor.rs"), "utf8");
     const ids = new Set([...rust.matchAll(/check\(\s*"(\w+)"/g)].map((m) => m[1]!));
-    expect(ids.size).toBe(5);
+    expect(ids.size).toBe(6);
     for (const id of ids) expect(typeof get(en as Tree, `system.check.${id}`), id).toBe("string");
   });
 });
