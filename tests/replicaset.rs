@@ -727,6 +727,11 @@ fn a_pruned_version_rolls_back_only_as_configuration() {
     // Version 2's files are still kept.
     rig.ok(&["rs", "rollback", &rs, "2"]);
     assert_eq!(rig.sh(&rs, "cat /f")["stdout"], "v2\n");
+    // v5 runs on v2's files: pruning everything keeps those (its container uses them).
+    let p = rig.ok(&["rs", "prune", &rs, "--keep", "0"]);
+    assert_eq!(p["pruned"], serde_json::json!([4, 3]));
+    let h = rig.ok(&["rs", "history", &rs]);
+    assert_eq!(h[1]["pruned"], false);
     rig.cleanup(&rs);
 }
 

@@ -84,18 +84,20 @@ describe("ReplicaSets by clicking", () => {
   });
 
   it("marks a pruned version and rolls back to its settings only, after saying so", async () => {
-    const pruned = JSON.parse(execFileSync(h.cli, ["rs", "prune", name, "--keep", "1", "--json"], { env: h.env }).toString());
-    assert.deepEqual(pruned.pruned, [1]);
+    // v3 was made from v1's files, so those stay (the running container uses them); v2's go.
+    const pruned = JSON.parse(execFileSync(h.cli, ["rs", "prune", name, "--keep", "0", "--json"], { env: h.env }).toString());
+    assert.deepEqual(pruned.pruned, [2]);
     // Leave and come back: the detail reads the history again.
     await wd.click(await wd.find('[data-testid="nav-ports"]'));
     await wd.click(await wd.find('[data-testid="nav-replicasets"]'));
     await wd.click(await wd.until("row", () => wd.find(`[data-testid="rs-row-${name}"] td strong`)));
-    await wd.until("pruned mark", () => wd.find('[data-testid="rs-pruned-1"]'));
-    const button = await wd.find('[data-testid="rs-rollback-1"]');
+    await wd.until("pruned mark", () => wd.find('[data-testid="rs-pruned-2"]'));
+    assert.equal((await wd.findAll('[data-testid="rs-pruned-1"]')).length, 0);
+    const button = await wd.find('[data-testid="rs-rollback-2"]');
     assert.match(await wd.text(button), /settings only/);
     await wd.click(button);
     assert.match(await wd.exec("return document.querySelector('.confirm')?.innerText ?? ''"), /files were pruned/);
-    await wd.click(await wd.find('[data-testid="rs-rollback-1-yes"]'));
+    await wd.click(await wd.find('[data-testid="rs-rollback-2-yes"]'));
     await wd.until("version 4", () => wd.find('[data-testid="rs-version-4"]'), 30000);
     assert.match(await wd.text(await wd.find('[data-testid="rs-version-4"]')), /settings only, files not restored/);
     await shot(wd, "rs-pruned-en.png");

@@ -100,8 +100,8 @@ pub async fn top_layer_bytes(d: &DockerAdapter, image: &str) -> Result<u64> {
 }
 
 /// Removes a version's snapshot tag. The image goes with it unless a newer version's image or a
-/// container builds on it (then its layer stays until they go). Returns whether anything was
-/// removed; a tag already gone is fine.
+/// container builds on it (then its layer stays until they go). Returns whether the tag is gone
+/// now (removed, or gone already); `false` when it stays because a container uses that image.
 pub async fn remove_snapshot(d: &DockerAdapter, name: &str, version: u32) -> Result<bool> {
     let r = d
         .client()
@@ -119,7 +119,7 @@ pub async fn remove_snapshot(d: &DockerAdapter, name: &str, version: u32) -> Res
         Ok(_) => Ok(true),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
-        }) => Ok(false),
+        }) => Ok(true),
         // A container still uses it (the current version is built on it): the tag stays, so
         // the image is never left dangling under a container.
         Err(bollard::errors::Error::DockerResponseServerError {

@@ -524,10 +524,30 @@ impl<'a> ReplicaSets<'a> {
                         files::check_layers(name, f.layers)?;
                         Ok(Start::Image(f))
                     }
-                    None => Err(CoreError::FilesGone {
-                        name: name.into(),
-                        version: k,
-                    }),
+                    None => {
+                        // Kept by an earlier GPU Deck as a copied folder, not an image.
+                        let legacy = self
+                            .env
+                            .data_dir
+                            .path()
+                            .join("snapshots")
+                            .join(name)
+                            .join(k.to_string());
+                        if legacy.is_dir() {
+                            return Err(CoreError::RsState {
+                                name: name.into(),
+                                state: format!("at version {}", old.version),
+                                hint: format!(
+                                    "version {k}'s files were kept by an earlier GPU Deck as the folder {}, which a rollback cannot start from. Nothing was changed. Roll back with --config-only and copy what you need from that folder.",
+                                    legacy.display()
+                                ),
+                            });
+                        }
+                        Err(CoreError::FilesGone {
+                            name: name.into(),
+                            version: k,
+                        })
+                    }
                 }
             }
             Source::Clean(k) => {
@@ -717,9 +737,11 @@ impl<'a> ReplicaSets<'a> {
         kept.sort_by_key(|v| std::cmp::Reverse(v.version));
         let mut pruned = Vec::new();
         for v in kept.into_iter().skip(keep as usize) {
-            files::remove_snapshot(self.env.docker, name, v.version).await?;
-            self.db(|s| s.rs_mark_pruned(name, v.version))?;
-            pruned.push(v.version);
+            // The snapshot the current container was created from stays (a container uses it).
+            if files::remove_snapshot(self.env.docker, name, v.version).await? {
+                self.db(|s| s.rs_mark_pruned(name, v.version))?;
+                pruned.push(v.version);
+            }
         }
         Ok(pruned)
     }
@@ -759,6 +781,13 @@ impl<'a> ReplicaSets<'a> {
             files::remove_snapshot(self.env.docker, name, v).await?;
         }
         files::remove_state_volumes(self.env.docker, name).await?;
+        // Version files copied by GPU Deck before they became snapshot images.
+        let legacy = self.env.data_dir.path().join("snapshots").join(name);
+        if legacy.exists() {
+            tokio::fs::remove_dir_all(&legacy)
+                .await
+                .map_err(|e| CoreError::io(&legacy, e))?;
+        }
         self.db(|s| s.rs_delete(name))
     }
 
