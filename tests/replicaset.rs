@@ -837,3 +837,71 @@ fn a_gpu_taken_through_the_nvidia_runtime_environment_counts_as_held() {
     drop(outside);
     rig.cleanup(&rs);
 }
+
+/// Near the layer limit (lowered to 4 here) the next version's files are flattened into one
+/// layer: every file as it was, a deleted one still deleted, the command and environment kept,
+/// and the history says so.
+#[test]
+fn a_long_chain_is_flattened_near_the_layer_limit() {
+    let rig = Rig::new(1);
+    let rs = name("flat");
+    let with_limit = |args: &[&str]| -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = rig
+            .fake
+            .cli_command(&a)
+            .env("GPUDECK_MAX_LAYERS", "4")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    rig.run_rs(&rs, &["--env", "KEEP=me"]);
+    rig.sh(&rs, "echo kept > /kept; rm /bin/vi");
+    for _ in 0..4 {
+        with_limit(&["rs", "restart", &rs]);
+        rig.sh(&rs, "date >> /log");
+    }
+    let layers = |c: &str| {
+        let img = docker_ok(&["inspect", "-f", "{{.Image}}", c]);
+        docker_ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &img])
+            .parse::<usize>()
+            .unwrap()
+    };
+    let info = rig.ok(&["rs", "info", &rs]);
+    assert!(layers(info["container"].as_str().unwrap()) <= 4);
+    let h = rig.ok(&["rs", "history", &rs]);
+    assert!(
+        h.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["op"].as_str().unwrap().contains("(flattened)")),
+        "{h}"
+    );
+    assert_eq!(
+        rig.sh(
+            &rs,
+            "cat /kept; test -e /bin/vi || echo vi-gone; wc -l < /log"
+        )["stdout"],
+        "kept\nvi-gone\n4\n"
+    );
+    let env = rig.environ(&rs);
+    assert!(
+        env.contains("KEEP=me") && env.contains("CONTAINER_VERSION=5"),
+        "{env}"
+    );
+    assert_eq!(info["status"], "running", "its command still runs");
+    rig.cleanup(&rs);
+    let left = docker_ok(&[
+        "images",
+        "-q",
+        "--filter",
+        &format!("reference=gpudeck-snapshot:{rs}-*"),
+    ]);
+    assert!(left.is_empty(), "{left}");
+}

@@ -106,6 +106,7 @@ const en = {
     rollbackTo: "Roll back to v{{version}}",
     rollbackConfigTo: "Roll back to v{{version}} (settings only)",
     configOnly: "settings only, files not restored",
+    flattened: "files flattened into one layer (a full copy)",
     files: "files {{size}}",
     filesPruned: "files pruned: rolls back as settings only",
     committedTo: "committed to {{images}}",

@@ -108,6 +108,7 @@ const zhCN: Messages = {
     rollbackTo: "回滚到 v{{version}}",
     rollbackConfigTo: "回滚到 v{{version}}（仅设置）",
     configOnly: "仅设置，未恢复文件",
+    flattened: "文件已合并为一层（完整复制）",
     files: "文件 {{size}}",
     filesPruned: "文件已清理：仅能回滚设置",
     committedTo: "已提交为 {{images}}",

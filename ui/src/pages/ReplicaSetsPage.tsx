@@ -343,6 +343,7 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
             <div>
               <strong>v{v.version}</strong> <span className="muted">{new Date(v.createdAt * 1000).toLocaleString(i18n.language)}</span> · {t(`rs.op.${v.op.split(" ")[0]}`, { version: v.op.split(" ")[1] ?? "" })}
               {v.op.includes("(configuration only)") && <span> ({t("rs.configOnly")})</span>}
+              {v.op.includes("(flattened)") && <span> ({t("rs.flattened")})</span>}
               {v.changes.length > 0 && <span> · {v.changes.map((c) => t(`rs.change.${c.kind}`, "from" in c ? { from: c.from, to: c.to } : {})).join("; ")}</span>}
             </div>
             {v.commits.length > 0 && (

@@ -26,10 +26,22 @@ use crate::{CoreError, Result};
 /// The repository of every version snapshot; the tag is `<name>-<version>`.
 pub const SNAPSHOT_REPO: &str = "gpudeck-snapshot";
 
-/// Versions are refused past this many image layers (overlay2 stacks at most 128 lower layers;
-/// each version adds one). Plenty for hundreds of patches of one chain: a rollback starts a new
-/// chain from an older version.
+/// A version's snapshot is flattened into one layer when committing would pass this many image
+/// layers (overlay2 stacks at most 128; each version adds one). Flattening copies the whole file
+/// system once (the cost is shown: that version's files are its full size).
 pub const MAX_LAYERS: usize = 120;
+
+/// The layer limit in force: tests lower it (`GPUDECK_MAX_LAYERS`, test builds only).
+pub fn max_layers() -> usize {
+    #[cfg(feature = "crash-points")]
+    if let Some(n) = std::env::var("GPUDECK_MAX_LAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    MAX_LAYERS
+}
 
 pub fn snapshot_ref(name: &str, version: u32) -> String {
     format!("{SNAPSHOT_REPO}:{name}-{version}")
@@ -194,19 +206,192 @@ pub async fn state_mounts(
     Ok(out)
 }
 
-/// Checks that a chain of `layers` can take one more version.
+/// Whether committing a container of an image with `layers` layers must be flattened instead.
+pub fn must_flatten(layers: usize) -> bool {
+    layers + 1 > max_layers()
+}
+
+/// Checks that a version can be created from an image of `layers` layers.
 pub fn check_layers(name: &str, layers: usize) -> Result<()> {
-    if layers + 1 > MAX_LAYERS {
+    if layers > max_layers() {
         return Err(CoreError::RsState {
             name: name.into(),
             state: format!("{layers} image layers deep"),
             hint: format!(
-                "a new version would pass {MAX_LAYERS} layers, the most an engine stacks safely. Roll back to an earlier version (a shorter chain), or commit it to an image (`gpudeck rs commit`) and run a new replicaSet from that image. Nothing was stopped."
+                "that image has more than {} layers, the most GPU Deck stacks. Roll back to another version, or commit it to an image (`gpudeck rs commit`) and run a new replicaSet from that image. Nothing was stopped.", max_layers()
             ),
         });
     }
     Ok(())
 }
+
+/// Commits the (stopped) container `id` as `name`'s version `version` flattened into one layer:
+/// its whole file system exported and imported as a fresh image (`docker export | docker
+/// import`, streamed through the engine's socket, never held in memory), then given the
+/// container's configuration back (a container of it committed once more). Deleted files are
+/// simply absent. Returns the snapshot id and the bytes it stores (the whole file system).
+pub async fn flatten_snapshot(
+    d: &DockerAdapter,
+    id: &str,
+    name: &str,
+    version: u32,
+) -> Result<(String, u64)> {
+    use futures_util::StreamExt;
+    let config = d
+        .client()
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await?
+        .config
+        .unwrap_or_default();
+    let flat_tag = format!("{name}-{version}-flat");
+    let export = d.client().export_container(id);
+    let flat = import_stream(d, export.map(|r| r.map_err(CoreError::from)), &flat_tag).await?;
+    let temp = format!("gpudeck-flatten-{name}-{version}");
+    let _ = d.remove(&temp).await;
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(flat.clone()),
+        user: config.user,
+        exposed_ports: config.exposed_ports,
+        env: config.env,
+        cmd: config.cmd,
+        healthcheck: config.healthcheck,
+        volumes: config.volumes,
+        working_dir: config.working_dir,
+        entrypoint: config.entrypoint,
+        labels: config.labels,
+        stop_signal: config.stop_signal,
+        shell: config.shell,
+        ..Default::default()
+    };
+    let made = d
+        .client()
+        .create_container(
+            Some(bollard::query_parameters::CreateContainerOptions {
+                name: Some(temp.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await;
+    let result = match made {
+        Ok(c) => commit_snapshot(d, &c.id, name, version).await,
+        Err(e) => Err(e.into()),
+    };
+    let _ = d.remove(&temp).await;
+    // The flat image stays as the snapshot's parent; only its tag goes.
+    let _ = d
+        .client()
+        .remove_image(
+            &format!("{SNAPSHOT_REPO}:{flat_tag}"),
+            None::<RemoveImageOptions>,
+            None,
+        )
+        .await;
+    let (snap, _) = result?;
+    let bytes = d
+        .client()
+        .image_history(&snap)
+        .await?
+        .iter()
+        .map(|r| r.size.max(0) as u64)
+        .take(2)
+        .sum();
+    Ok((snap, bytes))
+}
+
+/// `POST /images/create?fromSrc=-` with the tar streamed as the chunked body, on the engine's
+/// own socket (bollard's import holds the whole archive in memory). The new image's id.
+async fn import_stream(
+    d: &DockerAdapter,
+    mut tar: impl futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+    tag: &str,
+) -> Result<String> {
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ep = d.endpoint().to_string();
+    let mut conn: Box<dyn Conn> = if let Some(path) = ep.strip_prefix("unix://") {
+        Box::new(
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|e| CoreError::io(path, e))?,
+        )
+    } else if ep.starts_with('/') {
+        Box::new(
+            tokio::net::UnixStream::connect(&ep)
+                .await
+                .map_err(|e| CoreError::io(&ep, e))?,
+        )
+    } else {
+        let addr = ep
+            .trim_start_matches("tcp://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        Box::new(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .map_err(|e| CoreError::io(&addr, e))?,
+        )
+    };
+    let head = format!(
+        "POST /images/create?fromSrc=-&repo={SNAPSHOT_REPO}&tag={tag} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let io = |e: std::io::Error| CoreError::Docker(format!("streaming the flattened files: {e}"));
+    conn.write_all(head.as_bytes()).await.map_err(io)?;
+    while let Some(chunk) = tar.next().await {
+        let chunk = chunk?;
+        if chunk.is_empty() {
+            continue;
+        }
+        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .map_err(io)?;
+        conn.write_all(&chunk).await.map_err(io)?;
+        conn.write_all(b"\r\n").await.map_err(io)?;
+    }
+    conn.write_all(b"0\r\n\r\n").await.map_err(io)?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.map_err(io)?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.lines().next().unwrap_or_default().to_string();
+    if !status.contains(" 200") {
+        let message = text
+            .lines()
+            .find(|l| l.contains("message"))
+            .unwrap_or_default();
+        return Err(CoreError::Docker(format!(
+            "the engine refused the flattened files ({status}): {message}"
+        )));
+    }
+    if let Some(i) = text.find("\"error\"") {
+        let line = text[i..].lines().next().unwrap_or_default();
+        return Err(CoreError::Docker(format!(
+            "the engine refused the flattened files: {line}"
+        )));
+    }
+    // The last `{"status":"sha256:…"}` names the image.
+    text.rmatch_indices("sha256:")
+        .next()
+        .map(|(i, _)| {
+            text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+                .collect::<String>()
+        })
+        .filter(|id| id.len() == 71)
+        .ok_or_else(|| {
+            CoreError::Docker(format!(
+                "the engine's answer to the import named no image: {}",
+                text.lines().next().unwrap_or_default()
+            ))
+        })
+}
+
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
 
 #[cfg(test)]
 mod tests {
@@ -225,8 +410,10 @@ mod tests {
 
     #[test]
     fn layer_limit() {
-        assert!(check_layers("x", MAX_LAYERS - 1).is_ok());
-        let e = check_layers("x", MAX_LAYERS).unwrap_err().to_string();
+        assert!(check_layers("x", MAX_LAYERS).is_ok());
+        let e = check_layers("x", MAX_LAYERS + 1).unwrap_err().to_string();
         assert!(e.contains("Nothing was stopped"), "{e}");
+        assert!(!must_flatten(MAX_LAYERS - 1));
+        assert!(must_flatten(MAX_LAYERS));
     }
 }

@@ -84,8 +84,11 @@ enum Source {
 
 /// What the new container is created from, as checked up front.
 enum Start {
-    /// Commit the old container once stopped, and start from that.
-    CommitOld,
+    /// Commit the old container once stopped, and start from that; `flatten` when one more
+    /// layer would pass the limit (the whole file system into one layer).
+    CommitOld {
+        flatten: bool,
+    },
     Image(ImageFacts),
 }
 
@@ -506,8 +509,9 @@ impl<'a> ReplicaSets<'a> {
             Source::Current => match old_state {
                 Some(c) => {
                     let f = facts(c.image.clone()).await?;
-                    files::check_layers(name, f.layers)?;
-                    Ok(Start::CommitOld)
+                    Ok(Start::CommitOld {
+                        flatten: files::must_flatten(f.layers),
+                    })
                 }
                 // Removed outside GPU Deck: there are no files left to carry.
                 None => Ok(Start::Image(facts(base(old)).await?)),
@@ -573,6 +577,7 @@ impl<'a> ReplicaSets<'a> {
         let start = self
             .start_point(name, source, &versions, &old, old_state.as_ref())
             .await?;
+        let start_flatten = matches!(start, Start::CommitOld { flatten: true });
         let was_running = old_state
             .as_ref()
             .is_some_and(|c| c.status == "running" || c.status == "paused")
@@ -598,13 +603,15 @@ impl<'a> ReplicaSets<'a> {
             // The old version's files become its snapshot (kept for a rollback to it).
             let mut replaced = None;
             if let Some(c) = &old_state {
-                let (snap, bytes) =
-                    files::commit_snapshot(self.env.docker, &c.id, name, cur).await?;
-                replaced = Some((snap, bytes));
+                replaced = Some(if start_flatten {
+                    files::flatten_snapshot(self.env.docker, &c.id, name, cur).await?
+                } else {
+                    files::commit_snapshot(self.env.docker, &c.id, name, cur).await?
+                });
             }
             self.step(id, "committed")?;
             let from = match start {
-                Start::CommitOld => {
+                Start::CommitOld { .. } => {
                     let snap = replaced
                         .as_ref()
                         .map(|(s, _)| s.clone())
@@ -622,7 +629,12 @@ impl<'a> ReplicaSets<'a> {
                 spec,
                 gpus,
                 ports,
-                op: op.into(),
+                // The cost of a flattening shows as this version's files: the whole file system.
+                op: if start_flatten {
+                    format!("{op} (flattened)")
+                } else {
+                    op.into()
+                },
                 created_at: now_s(),
                 image_id: old.image_id.clone(),
                 snapshot_id: None,
