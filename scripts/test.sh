@@ -58,7 +58,7 @@ else
   export GPUDECK_VM_DIR="$target/vm"   # the kernel it fetches is kept with the build cache
   bash tests/vm/run.sh "GPUDECK_RIG_DIR=/run/rig GPUDECK_RIG_DOCKERD_ARGS='--bridge none --iptables=false' bash tests/rig/setup.sh \
     && mkdir -p /srv/xfs/tmp && TMPDIR=/srv/xfs/tmp GPUDECK_EXPECT_BACKEND=xfs-quota \
-    GPUDECK_CRASH_STEPS=copied,recorded $vol_bin --test-threads=1"
+    GPUDECK_CRASH_STEPS=copied,recorded,create_made $vol_bin --test-threads=1"
 fi
 
 step "end to end: the app under Xvfb through tauri-driver"

@@ -226,7 +226,14 @@ fn a_resize_moves_the_replicaset_that_binds_it() {
 #[test]
 fn a_crash_at_any_step_of_a_create_leaves_nothing() {
     let fake = FakeNvml::new(1);
-    for step in ["create_begun", "create_made", "create_volume"] {
+    for step in ["create_begun", "create_made", "create_volume"]
+        .into_iter()
+        .filter(|s| {
+            // The emulated VM (tests/vm) runs a few steps only: it is slow.
+            std::env::var("GPUDECK_CRASH_STEPS")
+                .map_or(true, |only| only.split(',').any(|o| o == *s))
+        })
+    {
         let v = name("c");
         let out = fake
             .cli_command(&["vol", "create", &v, "--size", "20MB"])
@@ -468,4 +475,84 @@ fn volumes_come_back_after_a_reboot() {
     for v in [&a, &b] {
         ok(&fake, &["vol", "rm", v]);
     }
+}
+
+/// A volume an earlier GPU Deck gave Docker as `/dev/loopN`, still referenced by a container (so
+/// it cannot be re-created): after a reboot its file goes back on that very number, and the
+/// container mounts its own data.
+#[test]
+fn a_volume_given_as_a_loop_number_gets_its_number_back_after_a_reboot() {
+    if expected_backend() != "image-file" {
+        return;
+    }
+    let fake = FakeNvml::new(1);
+    let losetup = |args: &[&str]| -> String {
+        let out = std::process::Command::new("losetup")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Two decoys first, so the volume lands above numbers a reboot will free.
+    let decoys: Vec<String> = (0..2)
+        .map(|i| {
+            let f = fake.dir.path().join(format!("decoy{i}.img"));
+            std::fs::File::create(&f).unwrap().set_len(1 << 20).unwrap();
+            losetup(&["-f", "--show", f.to_str().unwrap()])
+        })
+        .collect();
+    let v = name("legacy");
+    let dv = format!("{v}-1");
+    ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
+    assert_eq!(in_volume(&dv, "echo mine > /v/who").0, 0);
+    let link = format!("/run/gpudeck/loop/{dv}");
+    let number = std::fs::read_link(&link).unwrap().display().to_string();
+    // As the earlier build made it: the loop number itself, and a container that references it.
+    docker_ok(&["volume", "rm", &dv]);
+    let device = format!("device={number}");
+    docker_ok(&[
+        "volume",
+        "create",
+        "-d",
+        "local",
+        "-o",
+        "type=ext4",
+        "-o",
+        &device,
+        "--label",
+        &format!("gpudeck.volume={v}"),
+        "--label",
+        "gpudeck.version=1",
+        &dv,
+    ]);
+    let user = Container(format!("{v}-user"));
+    docker_ok(&[
+        "create",
+        "--name",
+        &user.0,
+        "-v",
+        &format!("{dv}:/v"),
+        TEST_IMAGE,
+        "cat",
+        "/v/who",
+    ]);
+    // The reboot: everything detached, /run cleared.
+    std::fs::remove_file(&link).unwrap();
+    losetup(&["-d", &number]);
+    for d in &decoys {
+        losetup(&["-d", d]);
+    }
+    ok(&fake, &["vol", "ls"]);
+    assert_eq!(
+        std::fs::read_link(&link).unwrap().display().to_string(),
+        number
+    );
+    assert_eq!(docker_ok(&["start", "-a", &user.0]), "mine");
+    drop(user);
+    ok(&fake, &["vol", "rm", &v]);
 }

@@ -659,6 +659,7 @@ impl<'a> Volumes<'a> {
     /// Re-attaches every current version's file (a reboot detaches loop devices) and re-creates a
     /// Docker volume whose device changed, when nothing uses it.
     pub async fn restore(&self) -> Result<()> {
+        let mut todo = Vec::new();
         for name in self.db(|s| s.vol_names())? {
             let v = self.current(&name)?;
             let file = self.file(&name, v.version);
@@ -666,15 +667,33 @@ impl<'a> Volumes<'a> {
             if v.backend != IMAGE_FILE || !file.exists() {
                 continue;
             }
-            let dev = attach(&file).await?;
             let dn = docker_name(&name, v.version);
-            match self.docker.volume_device(&dn).await? {
+            let given = self.docker.volume_device(&dn).await?;
+            todo.push((name, v.version, file, dn, given));
+        }
+        // Volumes an earlier GPU Deck gave Docker as `/dev/loopN` (before the links) first: each
+        // file goes back on the very device its Docker volume names while that one is free, so a
+        // container that still references it (and keeps the volume from being re-created) mounts
+        // its own data, not another file that took the number.
+        todo.sort_by_key(|t| !t.4.as_deref().is_some_and(is_loop_number));
+        for (name, version, file, dn, given) in todo {
+            if let Some(d) = given.as_deref().filter(|d| is_loop_number(d)) {
+                if !is_attached(&file).await?
+                    && run("losetup", &[d, &file.display().to_string()])
+                        .await
+                        .is_err()
+                {
+                    tracing::warn!("{dn}: {d} is taken by another file; the Docker volume is re-created once no container references it");
+                }
+            }
+            let dev = attach(&file).await?;
+            match given {
                 Some(d) if d == dev => {}
                 Some(_) if !self.docker.volume_users(&dn).await?.is_empty() => {}
                 _ => {
                     self.docker.remove_volume(&dn).await?;
                     self.docker
-                        .create_local_volume(&dn, LocalSource::Ext4Device(&dev), &name, v.version)
+                        .create_local_volume(&dn, LocalSource::Ext4Device(&dev), &name, version)
                         .await?;
                 }
             }
@@ -720,6 +739,20 @@ fn tempdir() -> Result<PathBuf> {
 }
 
 /// The loop device `file` is attached to, attaching it when it is not.
+/// A device path that is a loop number (`/dev/loop3`), as an earlier GPU Deck gave Docker.
+fn is_loop_number(dev: &str) -> bool {
+    dev.strip_prefix("/dev/loop")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether an image file is attached to a loop device now.
+async fn is_attached(file: &Path) -> Result<bool> {
+    Ok(!run("losetup", &["-j", &file.display().to_string()])
+        .await?
+        .trim()
+        .is_empty())
+}
+
 /// Where the stable links to the loop devices live: on /run, which a reboot clears.
 const LOOP_LINKS: &str = "/run/gpudeck/loop";
 
