@@ -53,6 +53,13 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
     assert.match(await wd.text(box), /A setting is not valid; nothing was saved/);
     await shot(wd, "settings-error-en.png");
     await wd.click(await wd.find('[data-testid="settings-reset"]'));
+    // The address published ports bind to: not an IP address, refused with the field named.
+    const pa = await wd.find('[data-testid="settings-publish-address"]');
+    await wd.cmd("POST", `/element/${pa}/value`, { text: "everywhere" });
+    await wd.click(await wd.find('[data-testid="settings-save"]'));
+    await wd.until("the field named", async () =>
+      (await wd.exec("return document.querySelector('[role=alert][data-code=invalid_setting] details p')?.textContent ?? ''")).includes("publishAddress"));
+    await wd.click(await wd.find('[data-testid="settings-reset"]'));
   });
 
   it("lists the host checks on the System page", async () => {
