@@ -524,7 +524,8 @@ impl Store {
 }
 
 /// One stored version of a replicaSet.
-#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+// A new one starts with no snapshot and no commits: `..Default::default()`.
+#[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionRecord {
     pub name: String,

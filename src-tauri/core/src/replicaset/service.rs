@@ -224,10 +224,7 @@ impl<'a> ReplicaSets<'a> {
                 changes: vec![],
                 created_at: now_s(),
                 image_id: Some(image.id.clone()),
-                snapshot_id: None,
-                snapshot_bytes: None,
-                pruned: false,
-                commits: vec![],
+                ..Default::default()
             };
             let cid = self.create(&rec, &image).await?;
             self.step(id, "run_created")?;
@@ -637,10 +634,7 @@ impl<'a> ReplicaSets<'a> {
                 },
                 created_at: now_s(),
                 image_id: old.image_id.clone(),
-                snapshot_id: None,
-                snapshot_bytes: None,
-                pruned: false,
-                commits: vec![],
+                ..Default::default()
             };
             let new_id = self.create(&rec, &from).await?;
             self.step(id, "created")?;

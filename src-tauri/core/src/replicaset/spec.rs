@@ -144,7 +144,7 @@ pub fn validate_bind(b: &Bind, allow_sensitive: bool) -> Result<()> {
 }
 
 /// Everything needed to create one version's container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct RsSpec {
     pub image: String,
