@@ -88,6 +88,9 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
     await wd.click(await wd.find('[data-testid="nav-system"]'));
     await wd.until("checks in Chinese", async () => /正常/.test(await wd.text(await wd.find('[data-testid="check-docker"]'))), 15000);
     await shot(wd, "system-zh.png");
+    await wd.click(await wd.find('[data-testid="nav-settings"]'));
+    await wd.until("settings in Chinese", () => wd.find('[data-testid="settings-publish-address"]'));
+    await shot(wd, "settings-zh.png");
   });
 });
 

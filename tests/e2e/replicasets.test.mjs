@@ -101,6 +101,12 @@ describe("ReplicaSets by clicking", () => {
     await wd.until("version 4", () => wd.find('[data-testid="rs-version-4"]'), 30000);
     assert.match(await wd.text(await wd.find('[data-testid="rs-version-4"]')), /settings only, files not restored/);
     await shot(wd, "rs-pruned-en.png");
+    await wd.click(await wd.find('[data-testid="language-switch"] option[value="zh-CN"]'));
+    await wd.until("Chinese", async () => (await status()) === "运行中");
+    assert.match(await wd.text(await wd.find('[data-testid="rs-pruned-2"]')), /文件已清理/);
+    await shot(wd, "rs-pruned-zh.png");
+    await wd.click(await wd.find('[data-testid="language-switch"] option[value="en"]'));
+    await wd.until("English", async () => (await status()) === "running");
   });
 
   it("opens a terminal in the container and follows its log", async () => {
