@@ -40,12 +40,29 @@ missing=()
 for p in "${pkgs[@]}"; do
   installed "$p" || missing+=("$p")
 done
+# Tests only: Debian 12's qemu-system-x86 needs the qemu-utils of its own version. A machine with a
+# newer qemu-utils (bookworm-backports) gets that one changed to the matching version, said here;
+# nothing is removed.
+for i in "${!missing[@]}"; do
+  if [ "${missing[$i]}" = qemu-system-x86 ] && installed qemu-utils; then
+    want=$(apt-cache policy qemu-system-x86 2>/dev/null | awk '/Candidate:/{print $2}')
+    have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    if [ -n "$want" ] && [ "$want" != "(none)" ] && [ "$have" != "$want" ]; then
+      echo "install-deps: qemu-utils $have is changed to $want, the version qemu-system-x86 needs (tests only)"
+      missing[$i]="qemu-system-x86 qemu-utils=$want"
+      allow_downgrade=1
+    fi
+  fi
+done
+# shellcheck disable=SC2206
+missing=(${missing[@]+${missing[@]}})
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   $SUDO apt-get update -q
   # --no-remove: apt stops rather than remove anything the machine has (never a package of the
   # lab's swapped out behind the admin's back).
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends --no-remove "${missing[@]}" || {
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends --no-remove \
+    ${allow_downgrade:+--allow-downgrades} "${missing[@]}" || {
     echo "install-deps: apt-get could not install ${missing[*]} without removing something; nothing was removed. Install them by hand, deciding what may go." >&2
     exit 1
   }

@@ -107,13 +107,15 @@ fn an_invalid_saved_setting_is_refused_with_the_field_named() {
         r#"{"settings":{"sampleIntervalMs":5}}"#,
     )
     .unwrap();
-    let out = fake.cli(&["gpus"]);
+    // The service does not start on settings it cannot honour, and says which one.
+    let out = fake.service_command().output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("sampleIntervalMs") && err.contains("250"),
         "{err}"
     );
+    assert!(!fake.socket().exists(), "no socket without a service");
 }
 
 /// The monitor reports an unreachable engine with its reason, then connects as soon as the

@@ -114,13 +114,10 @@ fn no_driver_is_a_clear_state_not_a_crash() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    // Through the service, which cannot load the driver either.
     let fake = FakeNvml::new(1);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpudeck"))
-        .args(["gpus", "--json"])
-        .env("GPUDECK_NVML_LIB", missing)
-        .env("GPUDECK_DATA_DIR", fake.dir.path())
-        .output()
-        .unwrap();
+    fake.start_service_with(&[("GPUDECK_NVML_LIB", missing.to_str().unwrap())]);
+    let out = fake.cli(&["gpus", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -463,18 +463,8 @@ fn a_crash_at_any_step_of_a_patch_loses_nothing() {
         let rs = name("k");
         rig.run_rs(&rs, &["--gpus", "1", "--port", "8080"]);
         rig.sh(&rs, "echo precious > /precious");
-        let out = rig
-            .fake
-            .cli_command(&["rs", "patch", &rs, "--gpus", "2"])
-            .env("GPUDECK_CRASH_AT", step)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(137),
-            "{step}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        rig.fake
+            .crash_at(step, &["rs", "patch", &rs, "--gpus", "2"]);
         let info = rig.ok(&["rs", "info", &rs]);
         assert_eq!(info["status"], "running", "{step}: {info}");
         let expect_version = if step == "recorded" { 2 } else { 1 };
@@ -542,15 +532,11 @@ fn a_crash_at_any_step_of_a_run_leaves_nothing() {
     let rig = Rig::new(2);
     for step in ["run_begun", "run_claimed", "run_created"] {
         let rs = name("r");
-        let mut cmd = rig.fake.cli_command(&[
+        let mut args = vec![
             "rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1", "--port", "80",
-        ]);
-        let out = cmd
-            .args(IDLE)
-            .env("GPUDECK_CRASH_AT", step)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(137), "{step}");
+        ];
+        args.extend_from_slice(IDLE);
+        rig.fake.crash_at(step, &args);
         // The next command settles it.
         rig.ok(&["rs", "ls"]);
         let ports = rig.ok(&["ports"]);
@@ -845,15 +831,11 @@ fn a_gpu_taken_through_the_nvidia_runtime_environment_counts_as_held() {
 fn a_long_chain_is_flattened_near_the_layer_limit() {
     let rig = Rig::new(1);
     let rs = name("flat");
+    rig.fake.start_service_with(&[("GPUDECK_MAX_LAYERS", "4")]);
     let with_limit = |args: &[&str]| -> Value {
         let mut a = args.to_vec();
         a.push("--json");
-        let out = rig
-            .fake
-            .cli_command(&a)
-            .env("GPUDECK_MAX_LAYERS", "4")
-            .output()
-            .unwrap();
+        let out = rig.fake.cli_command(&a).output().unwrap();
         assert!(
             out.status.success(),
             "{args:?}: {}",

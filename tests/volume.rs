@@ -235,12 +235,7 @@ fn a_crash_at_any_step_of_a_create_leaves_nothing() {
         })
     {
         let v = name("c");
-        let out = fake
-            .cli_command(&["vol", "create", &v, "--size", "20MB"])
-            .env("GPUDECK_CRASH_AT", step)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(137), "{step}");
+        fake.crash_at(step, &["vol", "create", &v, "--size", "20MB"]);
         let listed = ok(&fake, &["vol", "ls"]);
         assert!(
             listed
@@ -288,17 +283,7 @@ fn a_crash_at_any_step_of_a_resize_loses_nothing() {
         ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
         assert_eq!(in_volume(&format!("{v}-1"), FILL).0, 0);
         let (_, before) = in_volume(&format!("{v}-1"), CHECK);
-        let out = fake
-            .cli_command(&["vol", "resize", &v, "--size", "30MB"])
-            .env("GPUDECK_CRASH_AT", step)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(137),
-            "{step}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        fake.crash_at(step, &["vol", "resize", &v, "--size", "30MB"]);
         let info = ok(&fake, &["vol", "info", &v]);
         let expect = if matches!(step, "recorded" | "moved") {
             2
@@ -435,7 +420,9 @@ fn volumes_come_back_after_a_reboot() {
             fake.dir.path().join(format!("data/volumes/{v}-1.img")),
         ));
     }
-    // The reboot: loop devices detached, /run cleared, the files attached again the other way round.
+    // The reboot: the service stops, loop devices are detached, /run cleared, the files attached
+    // again the other way round.
+    fake.stop_service();
     for (link, real, _) in &devices {
         std::fs::remove_file(link).unwrap();
         assert!(std::process::Command::new("losetup")
@@ -460,7 +447,7 @@ fn volumes_come_back_after_a_reboot() {
         !plain.status.success(),
         "docker start must not mount another volume's data"
     );
-    // Any GPU Deck command re-attaches the files first; here the continue itself.
+    // The service, started again at boot, re-attaches the files before it serves anything.
     ok(&fake, &["rs", "continue", &ra]);
     let who = ok(&fake, &["rs", "exec", &ra, "--", "cat", "/data/who"]);
     assert_eq!(who["stdout"], "alpha\n", "it reads its own volume");
@@ -541,7 +528,8 @@ fn a_volume_given_as_a_loop_number_gets_its_number_back_after_a_reboot() {
         "cat",
         "/v/who",
     ]);
-    // The reboot: everything detached, /run cleared.
+    // The reboot: the service stops, everything is detached, /run cleared.
+    fake.stop_service();
     std::fs::remove_file(&link).unwrap();
     losetup(&["-d", &number]);
     for d in &decoys {

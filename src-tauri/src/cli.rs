@@ -2,19 +2,15 @@
 //! stdout; a failure is one line on stderr and a non-zero exit.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use gpudeck_core::alloc::GpuCandidate;
-use gpudeck_core::docker::{ContainerDirectory, DockerAdapter};
-use gpudeck_core::doctor::{self, CheckStatus};
-use gpudeck_core::gpu::{self, GpuReading, GpuSnapshot, NvmlSource, NvmlState};
-use gpudeck_core::paths::{nvml_lib_from_env, DataDir};
-use gpudeck_core::replicaset::{Bind, Env, ReplicaSets, RsInfo, RsSpec};
-use gpudeck_core::settings::Settings;
-use gpudeck_core::store::Store;
-use gpudeck_core::volume::{human, parse_size, VolumeInfo, Volumes};
+use gpudeck_api::{Client, PatchRequest, PolicyUpdate};
+use gpudeck_core::doctor::CheckStatus;
+use gpudeck_core::gpu::{GpuReading, GpuSnapshot, NvmlState};
+use gpudeck_core::paths::DataDir;
+use gpudeck_core::replicaset::{Bind, RsInfo, RsSpec};
+use gpudeck_core::volume::{human, VolumeInfo};
 use gpudeck_core::{CoreError, Result};
 
 #[derive(Parser)]
@@ -26,6 +22,13 @@ use gpudeck_core::{CoreError, Result};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The service's socket (default: $GPUDECK_SOCKET, else /run/gpudeck/gpudeck.sock).
+    #[arg(long, global = true)]
+    pub socket: Option<String>,
+    /// Root only, when no service runs: run the service's code in this process on the data folder
+    /// ($GPUDECK_DATA_DIR, else /var/lib/gpudeck), for scripts and recovery.
+    #[arg(long, global = true)]
+    pub local: bool,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +63,47 @@ pub enum Command {
     Ports {
         #[arg(long)]
         json: bool,
+    },
+    /// Per-user limits an admin sets: GPUs at once, bind roots, root in containers.
+    Policy {
+        #[command(subcommand)]
+        cmd: PolicyCmd,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Who did what, newest first (admins).
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who the service says you are, and your role.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCmd {
+    /// Every user's limits (members: their own) and yours after the defaults.
+    Ls,
+    /// Sets USER's limits, or the default ones (--default). Admins only.
+    Set {
+        /// The Linux user; leave out with --default.
+        user: Option<String>,
+        /// The row every user without one of their own falls back to.
+        #[arg(long = "default", conflicts_with = "user")]
+        default: bool,
+        /// GPUs their replicaSets may hold at once.
+        #[arg(long)]
+        max_gpus: Option<u32>,
+        /// A host folder they may bind (repeat for several; replaces the list).
+        #[arg(long = "bind-root")]
+        bind_roots: Vec<String>,
+        /// Whether their containers may run as root (root-equivalent on the host with a
+        /// writable bind).
+        #[arg(long, value_parser = ["yes", "no"])]
+        root_in_container: Option<String>,
     },
 }
 
@@ -193,7 +237,10 @@ pub enum RsCmd {
 }
 
 /// Runs a CLI command; the exit code.
-pub fn main(cmd: Command) -> i32 {
+pub fn main(cli: Cli) -> i32 {
+    let Some(cmd) = cli.command else {
+        return 0;
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -202,19 +249,43 @@ pub fn main(cmd: Command) -> i32 {
         Err(e) => return fail(&e.to_string()),
     };
     let result = rt.block_on(async {
-        let settings = Settings::load_file(&DataDir::resolve()?.settings_file())?;
+        let client = connect(cli.socket.as_deref(), cli.local).await?;
         match cmd {
-            Command::Gpus { json } => gpus(&settings, json).await,
-            Command::Doctor { json } => doctor(&settings, json).await,
-            Command::Rs { cmd, json } => rs(&settings, cmd, json).await,
-            Command::Ports { json } => ports(&settings, json).await,
-            Command::Vol { cmd, json } => vol(&settings, cmd, json).await,
+            Command::Gpus { json } => gpus(&client, json).await,
+            Command::Doctor { json } => doctor(&client, json).await,
+            Command::Rs { cmd, json } => rs(&client, cmd, json).await,
+            Command::Ports { json } => ports(&client, json).await,
+            Command::Vol { cmd, json } => vol(&client, cmd, json).await,
+            Command::Policy { cmd, json } => policy(&client, cmd, json).await,
+            Command::Audit { json } => audit(&client, json).await,
+            Command::Whoami { json } => whoami(&client, json).await,
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// The service's client, or with `--local` (root) the service's code in this process.
+async fn connect(socket: Option<&str>, local: bool) -> Result<Client> {
+    if !local {
+        return Ok(Client::unix(gpudeck_api::socket_path(socket)));
+    }
+    if !nix_is_root() {
+        return Err(CoreError::Forbidden(
+            "--local runs the privileged service's code and needs root: run it with sudo, or leave --local out to use the service.".into(),
+        ));
+    }
+    let data = match std::env::var_os("GPUDECK_DATA_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => DataDir::at(d),
+        None => DataDir::at("/var/lib/gpudeck"),
+    };
+    gpudeck_daemon::local(data).await
+}
+
+fn nix_is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 fn fail(msg: &str) -> i32 {
@@ -230,25 +301,8 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     writeln!(std::io::stdout(), "{text}").map_err(|e| CoreError::io("stdout", e))
 }
 
-/// The engine's directory of containers, or an empty one when the engine does not answer quickly.
-async fn directory(settings: &Settings) -> ContainerDirectory {
-    let fetch = async {
-        DockerAdapter::new(settings.docker_endpoint.as_deref())?
-            .connect()
-            .await?
-            .directory()
-            .await
-    };
-    match tokio::time::timeout(Duration::from_secs(3), fetch).await {
-        Ok(Ok(d)) => d,
-        _ => ContainerDirectory::default(),
-    }
-}
-
-async fn gpus(settings: &Settings, json: bool) -> Result<i32> {
-    let dir = directory(settings).await;
-    let snap = NvmlSource::open(nvml_lib_from_env().as_deref())
-        .and_then(|s| gpu::read_snapshot(&s, &dir, Path::new("/proc")))?;
+async fn gpus(client: &Client, json: bool) -> Result<i32> {
+    let snap = client.gpus().await?;
     if json {
         print_json(&snap)?;
     } else {
@@ -334,13 +388,8 @@ pub fn render_gpus(snap: &GpuSnapshot) -> String {
     out
 }
 
-async fn doctor(settings: &Settings, json: bool) -> Result<i32> {
-    let checks = doctor::run(
-        settings.docker_endpoint.as_deref(),
-        nvml_lib_from_env().as_deref(),
-        settings.publish_address.as_deref(),
-    )
-    .await;
+async fn doctor(client: &Client, json: bool) -> Result<i32> {
+    let checks = client.doctor().await?;
     if json {
         print_json(&checks)?;
     } else {
@@ -362,81 +411,6 @@ async fn doctor(settings: &Settings, json: bool) -> Result<i32> {
     ))
 }
 
-/// What the replicaSet commands run against: the engine (required), the store, the GPUs now.
-struct RsRig {
-    docker: DockerAdapter,
-    store: std::sync::Mutex<Store>,
-    data: DataDir,
-    gpus: Vec<GpuCandidate>,
-}
-
-impl RsRig {
-    async fn open(settings: &Settings) -> Result<RsRig> {
-        let data = DataDir::resolve()?;
-        let store = Store::open(&data.database())?;
-        let docker = DockerAdapter::new(settings.docker_endpoint.as_deref())?
-            .connect()
-            .await?;
-        let gpus = NvmlSource::open(nvml_lib_from_env().as_deref())
-            .and_then(|s| s.sample())
-            .map(|raw| {
-                raw.gpus
-                    .into_iter()
-                    .filter_map(|g| {
-                        Some(GpuCandidate {
-                            index: g.index,
-                            uuid: g.uuid?,
-                            memory_used_bytes: g.memory_used_bytes,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(RsRig {
-            docker,
-            store: std::sync::Mutex::new(store),
-            data,
-            gpus,
-        })
-    }
-
-    fn volumes(&self) -> Volumes<'_> {
-        Volumes {
-            docker: &self.docker,
-            store: &self.store,
-            data_dir: &self.data,
-        }
-    }
-
-    /// Settles what a crash left half done, replicaSets first (a volume move patches them), and
-    /// re-attaches volume files a reboot detached, so every command (not only `vol`) finds the
-    /// volumes as they were.
-    /// A recovery that fails is said on stderr and does not block the command asked for (the
-    /// next command tries again): a stuck operation must never lock the admin out.
-    async fn recover(&self, svc: &ReplicaSets<'_>) -> Result<()> {
-        let vols = self.volumes();
-        let settled = async {
-            svc.recover().await?;
-            vols.recover(Some(svc)).await
-        }
-        .await;
-        if let Err(e) = settled {
-            eprintln!("gpudeck: warning: an interrupted operation could not be settled yet ({e}); it is tried again at the next command");
-        }
-        vols.restore().await
-    }
-
-    fn service<'a>(&'a self, settings: &'a Settings) -> ReplicaSets<'a> {
-        ReplicaSets::new(Env {
-            docker: &self.docker,
-            store: &self.store,
-            settings,
-            data_dir: &self.data,
-            gpus: self.gpus.clone(),
-        })
-    }
-}
-
 /// A Unix time as the local date and time (`2026-11-24 09:41:03 CET`).
 fn human_time(t: i64) -> String {
     jiff::Timestamp::from_second(t)
@@ -450,6 +424,7 @@ fn human_time(t: i64) -> String {
 
 fn print_info(i: &RsInfo) {
     println!("name:      {}", i.name);
+    println!("owner:     {}", i.spec.owner.as_deref().unwrap_or("-"));
     println!("version:   {} ({} versions)", i.version, i.versions);
     println!("container: {}", i.container);
     println!("status:    {:?}", i.status);
@@ -473,10 +448,7 @@ fn print_info(i: &RsInfo) {
     );
 }
 
-async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
-    let rig = RsRig::open(settings).await?;
-    let svc = rig.service(settings);
-    rig.recover(&svc).await?;
+async fn rs(client: &Client, cmd: RsCmd, json: bool) -> Result<i32> {
     let show = |i: RsInfo| -> Result<i32> {
         if json {
             print_json(&i)?;
@@ -500,35 +472,38 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
                 .map(|b| Bind::parse(b))
                 .collect::<Result<Vec<_>>>()?;
             show(
-                svc.run(
-                    &name,
-                    RsSpec {
-                        image,
-                        command,
-                        env,
-                        binds,
-                        ports,
-                        gpus,
-                    },
-                )
-                .await?,
+                client
+                    .rs_run(
+                        &name,
+                        RsSpec {
+                            image,
+                            command,
+                            env,
+                            binds,
+                            ports,
+                            gpus,
+                            ..Default::default()
+                        },
+                    )
+                    .await?,
             )
         }
         RsCmd::Ls => {
-            let list = svc.list().await?;
+            let list = client.rs_list().await?;
             if json {
                 print_json(&list)?;
             } else {
                 println!(
-                    "{:<20} {:>7}  {:<8} {:<28} {:<5} PORTS",
-                    "NAME", "VERSION", "STATUS", "IMAGE", "GPUS"
+                    "{:<20} {:<12} {:>7}  {:<8} {:<28} {:<5} PORTS",
+                    "NAME", "OWNER", "VERSION", "STATUS", "IMAGE", "GPUS"
                 );
                 for i in list {
                     let ports: Vec<String> =
                         i.ports.iter().map(|(c, h)| format!("{h}->{c}")).collect();
                     println!(
-                        "{:<20} {:>7}  {:<8} {:<28} {:<5} {}",
+                        "{:<20} {:<12} {:>7}  {:<8} {:<28} {:<5} {}",
                         i.name,
+                        i.spec.owner.as_deref().unwrap_or("-"),
                         i.version,
                         format!("{:?}", i.status).to_lowercase(),
                         i.spec.image,
@@ -539,9 +514,9 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        RsCmd::Info { name } => show(svc.info(&name).await?),
+        RsCmd::Info { name } => show(client.rs_info(&name).await?),
         RsCmd::History { name } => {
-            let h = svc.history(&name)?;
+            let h = client.rs_history(&name).await?;
             if json {
                 print_json(&h)?;
             } else {
@@ -582,11 +557,11 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
             image,
             message,
         } => {
-            let id = svc.commit(&name, &image, &message).await?;
+            let r = client.rs_commit(&name, &image, &message).await?;
             if json {
-                print_json(&serde_json::json!({ "image": image, "id": id }))?;
+                print_json(&r)?;
             } else {
-                println!("{image} {id}");
+                println!("{} {}", r.image, r.id);
             }
             Ok(0)
         }
@@ -604,17 +579,18 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
                     Ok::<_, CoreError>((Bind::parse(old)?, Bind::parse(new)?))
                 })
                 .transpose()?;
-            show(svc.patch(&name, gpus, swap).await?)
+            show(client.rs_patch(&name, &PatchRequest { gpus, swap }).await?)
         }
         RsCmd::Rollback {
             name,
             version,
             config_only,
-        } => show(svc.rollback(&name, version, config_only).await?),
+        } => show(client.rs_rollback(&name, version, config_only).await?),
         RsCmd::Prune { name, keep } => {
-            let pruned = svc.prune(&name, keep).await?;
+            let r = client.rs_prune(&name, keep).await?;
+            let pruned = &r.pruned;
             if json {
-                print_json(&serde_json::json!({ "name": name, "pruned": pruned }))?;
+                print_json(&r)?;
             } else if pruned.is_empty() {
                 println!("{name}: nothing to prune (at most {keep} replaced versions keep files)");
             } else {
@@ -626,17 +602,17 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        RsCmd::Stop { name } => show(svc.stop(&name).await?),
-        RsCmd::Pause { name } => show(svc.pause(&name).await?),
-        RsCmd::Continue { name } => show(svc.resume(&name).await?),
-        RsCmd::Restart { name } => show(svc.restart(&name).await?),
+        RsCmd::Stop { name } => show(client.rs_action(&name, "stop").await?),
+        RsCmd::Pause { name } => show(client.rs_action(&name, "pause").await?),
+        RsCmd::Continue { name } => show(client.rs_action(&name, "continue").await?),
+        RsCmd::Restart { name } => show(client.rs_action(&name, "restart").await?),
         RsCmd::Exec {
             name,
             timeout,
             command,
         } => {
-            let out = svc
-                .exec(&name, &command, Duration::from_secs(timeout))
+            let out = client
+                .rs_exec(&name, &command, Duration::from_secs(timeout))
                 .await?;
             if json {
                 print_json(&out)?;
@@ -649,15 +625,14 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
         }
         RsCmd::Logs { name, follow } => {
             use futures_util::StreamExt;
-            let id = svc.container_id(&name).await?;
-            let mut logs = Box::pin(rig.docker.logs(&id, follow));
+            let mut logs = client.rs_logs(&name, follow).await?;
             while let Some(chunk) = logs.next().await {
                 print!("{}", chunk?);
             }
             Ok(0)
         }
         RsCmd::Rm { name } => {
-            svc.delete(&name).await?;
+            client.rs_delete(&name).await?;
             if json {
                 print_json(&serde_json::json!({ "deleted": name }))?;
             } else {
@@ -668,22 +643,8 @@ async fn rs(settings: &Settings, cmd: RsCmd, json: bool) -> Result<i32> {
     }
 }
 
-async fn ports(settings: &Settings, json: bool) -> Result<i32> {
-    let data = DataDir::resolve()?;
-    let store = Store::open(&data.database())?;
-    let published = match DockerAdapter::new(settings.docker_endpoint.as_deref()) {
-        Ok(d) => match d.connect().await {
-            Ok(d) => d.published_ports().await.unwrap_or_default(),
-            Err(_) => vec![],
-        },
-        Err(_) => vec![],
-    };
-    let map = gpudeck_core::alloc::port_map(
-        settings.port_range,
-        &gpudeck_core::alloc::host_listening_ports(),
-        &published,
-        &store.port_claims()?,
-    );
+async fn ports(client: &Client, json: bool) -> Result<i32> {
+    let map = client.ports().await?;
     if json {
         print_json(&map)?;
     } else {
@@ -708,6 +669,7 @@ async fn ports(settings: &Settings, json: bool) -> Result<i32> {
 
 fn print_volume(v: &VolumeInfo) {
     println!("name:    {}", v.name);
+    println!("owner:   {}", v.owner.as_deref().unwrap_or("-"));
     println!("version: {} (docker volume {})", v.version, v.docker_name);
     println!("size:    {}", human(v.size_bytes));
     println!(
@@ -729,11 +691,7 @@ fn print_volume(v: &VolumeInfo) {
     );
 }
 
-async fn vol(settings: &Settings, cmd: VolCmd, json: bool) -> Result<i32> {
-    let rig = RsRig::open(settings).await?;
-    let svc = rig.service(settings);
-    rig.recover(&svc).await?;
-    let vols = rig.volumes();
+async fn vol(client: &Client, cmd: VolCmd, json: bool) -> Result<i32> {
     let show = |v: VolumeInfo| -> Result<i32> {
         if json {
             print_json(&v)?;
@@ -743,9 +701,9 @@ async fn vol(settings: &Settings, cmd: VolCmd, json: bool) -> Result<i32> {
         Ok(0)
     };
     match cmd {
-        VolCmd::Create { name, size } => show(vols.create(&name, parse_size(&size)?).await?),
+        VolCmd::Create { name, size } => show(client.vol_create(&name, &size).await?),
         VolCmd::Ls => {
-            let list = vols.list().await?;
+            let list = client.vol_list().await?;
             if json {
                 print_json(&list)?;
             } else {
@@ -766,9 +724,9 @@ async fn vol(settings: &Settings, cmd: VolCmd, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        VolCmd::Info { name } => show(vols.info(&name).await?),
+        VolCmd::Info { name } => show(client.vol_info(&name).await?),
         VolCmd::History { name } => {
-            let h = vols.history(&name)?;
+            let h = client.vol_history(&name).await?;
             if json {
                 print_json(&h)?;
             } else {
@@ -794,12 +752,9 @@ async fn vol(settings: &Settings, cmd: VolCmd, json: bool) -> Result<i32> {
             name,
             size,
             move_users,
-        } => show(
-            vols.resize(&name, parse_size(&size)?, move_users.then_some(&svc))
-                .await?,
-        ),
+        } => show(client.vol_resize(&name, &size, move_users).await?),
         VolCmd::Rm { name } => {
-            vols.delete(&name).await?;
+            client.vol_delete(&name).await?;
             if json {
                 print_json(&serde_json::json!({ "deleted": name }))?;
             } else {
@@ -808,4 +763,113 @@ async fn vol(settings: &Settings, cmd: VolCmd, json: bool) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+async fn policy(client: &Client, cmd: PolicyCmd, json: bool) -> Result<i32> {
+    match cmd {
+        PolicyCmd::Ls => {
+            let v = client.policy().await?;
+            if json {
+                print_json(&v)?;
+                return Ok(0);
+            }
+            println!("{:<16} {:>8}  {:<6} BIND ROOTS", "USER", "MAX GPUS", "ROOT");
+            for r in &v.rows {
+                println!(
+                    "{:<16} {:>8}  {:<6} {}",
+                    if r.user == "*" { "(default)" } else { &r.user },
+                    r.max_gpus
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    match r.root_in_container {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "-",
+                    },
+                    r.bind_roots
+                        .as_ref()
+                        .map(|b| b.join(","))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+            println!(
+                "you ({}): max GPUs {}, bind under {}, root in containers {}",
+                v.you.user,
+                v.you
+                    .max_gpus
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "unlimited".into()),
+                v.you.bind_roots.join(", "),
+                if v.you.root_in_container { "yes" } else { "no" }
+            );
+            Ok(0)
+        }
+        PolicyCmd::Set {
+            user,
+            default,
+            max_gpus,
+            bind_roots,
+            root_in_container,
+        } => {
+            let user = match (user, default) {
+                (_, true) => "*".to_string(),
+                (Some(u), false) => u,
+                (None, false) => {
+                    return Err(CoreError::InvalidInput {
+                        what: "policy set".into(),
+                        reason: "name a USER, or --default".into(),
+                    })
+                }
+            };
+            let row = client
+                .policy_set(
+                    &user,
+                    &PolicyUpdate {
+                        max_gpus,
+                        bind_roots: (!bind_roots.is_empty()).then_some(bind_roots),
+                        root_in_container: root_in_container.map(|v| v == "yes"),
+                        clear: vec![],
+                    },
+                )
+                .await?;
+            if json {
+                print_json(&row)?;
+            } else {
+                println!(
+                    "limits of {} saved",
+                    if user == "*" { "(default)" } else { &user }
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn audit(client: &Client, json: bool) -> Result<i32> {
+    let entries = client.audit().await?;
+    if json {
+        print_json(&entries)?;
+    } else {
+        for e in entries {
+            println!(
+                "{}  {:<12} {:<40} {}",
+                human_time(e.at),
+                e.user,
+                e.action,
+                e.outcome
+            );
+        }
+    }
+    Ok(0)
+}
+
+async fn whoami(client: &Client, json: bool) -> Result<i32> {
+    let c = client.whoami().await?;
+    if json {
+        print_json(&c)?;
+    } else {
+        println!("{} (uid {}): {:?}", c.user, c.uid, c.role);
+    }
+    c.require_member()?;
+    Ok(0)
 }

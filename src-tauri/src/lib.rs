@@ -1,5 +1,5 @@
-//! The Tauri shell around gpudeck-core: state, the sampler and Docker monitor started at launch,
-//! and thin command handlers (one module per domain under `commands/`).
+//! The Tauri shell: a client of gpudeckd (the app runs as the user), with thin command handlers
+//! (one module per domain under `commands/`), each one call of the service.
 
 pub mod cli;
 pub(crate) mod commands;
@@ -28,10 +28,6 @@ pub fn run() -> Result<(), String> {
         .setup(|app| {
             let state = AppState::start(app.handle())?;
             app.manage(state);
-            let handle = app.handle().clone();
-            tauri::async_runtime::spawn(async move {
-                handle.state::<AppState>().recover_when_connected().await;
-            });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -40,6 +36,10 @@ pub fn run() -> Result<(), String> {
             commands::gpus::gpu_history,
             commands::settings::get_settings,
             commands::settings::set_settings,
+            commands::settings::whoami,
+            commands::system::policy_get,
+            commands::system::policy_set,
+            commands::system::audit,
             commands::system::docker_status,
             commands::system::doctor,
             commands::system::ui_ready,

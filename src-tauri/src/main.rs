@@ -26,7 +26,7 @@ fn open_app() -> i32 {
 fn main() {
     let args = Cli::parse();
     let code = match args.command {
-        Some(cmd) => cli::main(cmd),
+        Some(_) => cli::main(args),
         None => open_app(),
     };
     std::process::exit(code);

@@ -81,11 +81,19 @@ impl FakeGpu {
 }
 
 /// The readings file the fake library serves; rewrite it to change what the "driver" reports.
+/// Each has its own gpudeckd (started at the first CLI command) on its own socket and data folder.
 pub struct FakeNvml {
     pub dir: tempfile::TempDir,
     pub lib: PathBuf,
     pub gpus: Vec<FakeGpu>,
     pub procs: Vec<(usize, u32, u64)>,
+    service: std::sync::Mutex<Option<std::process::Child>>,
+}
+
+impl Drop for FakeNvml {
+    fn drop(&mut self) {
+        self.stop_service();
+    }
 }
 
 impl FakeNvml {
@@ -102,6 +110,7 @@ impl FakeNvml {
             lib: fake_nvml_lib(old_driver),
             gpus: (0..n).map(|i| FakeGpu::a100(tag, i)).collect(),
             procs: vec![],
+            service: std::sync::Mutex::new(None),
         };
         f.write();
         // Its own host port range too, so that tests running at once never race for a port.
@@ -163,13 +172,119 @@ impl FakeNvml {
         g
     }
 
-    /// The `gpudeck` CLI against this fake, with an isolated data dir (not run yet).
-    pub fn cli_command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_gpudeck"));
-        c.args(args)
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("gpudeck.sock")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// gpudeckd for this fake (as root, as the tests run), not started yet.
+    pub fn service_command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gpudeckd"));
+        c.arg("--socket")
+            .arg(self.socket())
+            .arg("--data-dir")
+            .arg(self.data_dir())
             .env("FAKE_NVML_FILE", self.file())
             .env("GPUDECK_NVML_LIB", &self.lib)
-            .env("GPUDECK_DATA_DIR", self.dir.path().join("data"))
+            .env("PATH", rig_path())
+            .env("RUST_LOG", "warn")
+            .env_remove("GPUDECK_CRASH_AT");
+        c
+    }
+
+    /// (Re)starts this fake's service with `env` added (e.g. GPUDECK_CRASH_AT) and waits until it
+    /// answers.
+    pub fn start_service_with(&self, env: &[(&str, &str)]) {
+        self.stop_service();
+        let mut cmd = self.service_command();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("gpudeckd");
+        *self.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        let t0 = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(30),
+                "gpudeckd did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the service unless it runs.
+    pub fn ensure_service(&self) {
+        let running = {
+            let mut g = self.service.lock().unwrap_or_else(|e| e.into_inner());
+            g.as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        };
+        if !running {
+            self.start_service_with(&[]);
+        }
+    }
+
+    /// Waits for the service to end on its own (a crash point); its exit code.
+    pub fn wait_service(&self) -> Option<i32> {
+        let child = self
+            .service
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        child.and_then(|mut c| c.wait().ok()).and_then(|s| s.code())
+    }
+
+    /// kill -9 of the service.
+    pub fn stop_service(&self) {
+        if let Some(mut c) = self
+            .service
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The `gpudeck` CLI against this fake's service (started if need be; not run yet).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        self.ensure_service();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gpudeck"));
+        c.args(args)
+            .env("GPUDECK_SOCKET", self.socket())
+            .env("PATH", rig_path());
+        c
+    }
+
+    /// Runs the CLI `args` against a service started with GPUDECK_CRASH_AT=`step`, which must end
+    /// there as kill -9 would (exit 137); then starts the service again (it recovers at start).
+    /// The CLI's output (it failed: the service went away mid-request).
+    pub fn crash_at(&self, step: &str, args: &[&str]) -> Output {
+        self.start_service_with(&[("GPUDECK_CRASH_AT", step)]);
+        let out = self.cli_command(args).output().unwrap();
+        assert_eq!(
+            self.wait_service(),
+            Some(137),
+            "{step}: the service did not stop there"
+        );
+        assert!(!out.status.success(), "{step}: the CLI should fail");
+        self.start_service_with(&[]);
+        out
+    }
+
+    /// The CLI as if the service's code ran in it (`--local`, root): the service must not run.
+    pub fn local_cli_command(&self, args: &[&str]) -> Command {
+        self.stop_service();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gpudeck"));
+        c.arg("--local")
+            .args(args)
+            .env("FAKE_NVML_FILE", self.file())
+            .env("GPUDECK_NVML_LIB", &self.lib)
+            .env("GPUDECK_DATA_DIR", self.data_dir())
             .env("PATH", rig_path());
         c
     }

@@ -11,6 +11,7 @@ import { ReplicaSetsPage } from "./pages/ReplicaSetsPage";
 import { VolumesPage } from "./pages/VolumesPage";
 import { SettingsPage } from "./pages/SettingsPage";
 import { SystemPage } from "./pages/SystemPage";
+import { UsersPage } from "./pages/UsersPage";
 import { useSettings } from "./settings";
 
 // Only pages that work are listed; later capabilities add theirs here.
@@ -19,6 +20,7 @@ const PAGES = [
   { id: "replicasets", Page: ReplicaSetsPage },
   { id: "volumes", Page: VolumesPage },
   { id: "ports", Page: PortsPage },
+  { id: "users", Page: UsersPage },
   { id: "system", Page: SystemPage },
   { id: "settings", Page: SettingsPage },
 ] as const;

@@ -16,6 +16,20 @@ import type { RsSpec } from "./bindings/RsSpec";
 import type { VersionRecord } from "./bindings/VersionRecord";
 import type { VolumeInfo } from "./bindings/VolumeInfo";
 import type { VolumeVersion } from "./bindings/VolumeVersion";
+import type { Caller } from "./bindings/Caller";
+import type { PolicyRow } from "./bindings/PolicyRow";
+import type { Effective } from "./bindings/Effective";
+import type { AuditEntry } from "./bindings/AuditEntry";
+
+/** `gpudeck policy ls`: the rows the caller may see and their own limits. */
+export type PolicyView = { rows: PolicyRow[]; you: Effective };
+/** What to change in a user's row; `clear` resets fields to the default. */
+export type PolicyUpdate = {
+  maxGpus?: number | null;
+  bindRoots?: string[] | null;
+  rootInContainer?: boolean | null;
+  clear?: ("maxGpus" | "bindRoots" | "rootInContainer")[];
+};
 
 export type RsAction = "stop" | "pause" | "continue" | "restart" | "delete";
 
@@ -30,6 +44,12 @@ export function toErrorPayload(e: unknown): ErrorPayload {
 }
 
 export const api = {
+  /** Who the service says this user is; fails with service_unreachable / service_denied. */
+  whoami: () => invoke<Caller>("whoami"),
+  onServiceStatus: (f: (up: boolean) => void): Promise<UnlistenFn> => listen<boolean>("service-status", (e) => f(e.payload)),
+  policyGet: () => invoke<PolicyView>("policy_get"),
+  policySet: (user: string, update: PolicyUpdate) => invoke<PolicyRow>("policy_set", { user, update }),
+  audit: () => invoke<AuditEntry[]>("audit"),
   getSettings: () => invoke<Settings>("get_settings"),
   setSettings: (settings: Settings) => invoke<Settings>("set_settings", { settings }),
   dockerStatus: () => invoke<DockerStatus>("docker_status"),

@@ -3,6 +3,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
 import "./i18n";
+import { ServiceGate } from "./components/ServiceGate";
 import { SettingsProvider } from "./settings";
 import "./styles.css";
 
@@ -11,7 +12,9 @@ if (root) {
   createRoot(root).render(
     <StrictMode>
       <SettingsProvider>
-        <App />
+        <ServiceGate>
+          <App />
+        </ServiceGate>
       </SettingsProvider>
     </StrictMode>,
   );

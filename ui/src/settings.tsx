@@ -3,8 +3,8 @@ import { api } from "./api";
 import type { Settings } from "./bindings/Settings";
 import i18n from "./i18n";
 
-type Ctx = { settings: Settings | null; save: (s: Settings) => Promise<Settings> };
-const SettingsCtx = createContext<Ctx>({ settings: null, save: (s) => Promise.resolve(s) });
+type Ctx = { settings: Settings | null; save: (s: Settings) => Promise<Settings>; reload: () => void };
+const SettingsCtx = createContext<Ctx>({ settings: null, save: (s) => Promise.resolve(s), reload: () => {} });
 
 export function applyTheme(theme: Settings["theme"]) {
   const dark = theme === "dark" || (theme === "system" && window.matchMedia?.("(prefers-color-scheme: dark)").matches);
@@ -17,10 +17,11 @@ function apply(s: Settings) {
   applyTheme(s.theme);
 }
 
-/** Settings live in Rust (validated there, saved with tauri-plugin-store); this mirrors them. */
+/** Settings live in the service (validated there), language and theme per user in the app's
+ * tauri-plugin-store; this mirrors them. */
 export function SettingsProvider({ children }: { children: ReactNode }) {
   const [settings, setSettings] = useState<Settings | null>(null);
-  useEffect(() => {
+  const reload = useCallback(() => {
     api
       .getSettings()
       .then((s) => {
@@ -29,13 +30,14 @@ export function SettingsProvider({ children }: { children: ReactNode }) {
       })
       .catch(() => applyTheme("system"));
   }, []);
+  useEffect(reload, [reload]);
   const save = useCallback(async (s: Settings) => {
     const saved = await api.setSettings(s);
     apply(saved);
     setSettings(saved);
     return saved;
   }, []);
-  return <SettingsCtx.Provider value={{ settings, save }}>{children}</SettingsCtx.Provider>;
+  return <SettingsCtx.Provider value={{ settings, save, reload }}>{children}</SettingsCtx.Provider>;
 }
 
 export const useSettings = () => useContext(SettingsCtx);

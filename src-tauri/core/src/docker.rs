@@ -22,7 +22,7 @@ const TIMEOUT_S: u64 = 300;
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
 /// What the engine says about itself, for the status indicator and `doctor`.
-#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineInfo {
     pub endpoint: String,
@@ -39,7 +39,7 @@ pub struct EngineInfo {
 }
 
 /// The connection as the UI shows it.
-#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum DockerStatus {
     Connecting {
@@ -64,6 +64,7 @@ pub enum LocalSource<'a> {
     BindDir(&'a str),
 }
 
+#[derive(Clone)]
 pub struct DockerAdapter {
     docker: Docker,
     endpoint: String,
@@ -225,7 +226,7 @@ pub struct ContainerState {
 }
 
 /// What `exec` returns.
-#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecOutput {
     pub exit_code: i64,
@@ -307,7 +308,15 @@ impl DockerAdapter {
     /// device requests by UUID, and `NVIDIA_VISIBLE_DEVICES=void` when it gets none.
     pub async fn create(&self, a: &CreateArgs<'_>) -> Result<String> {
         use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-        let mut env: Vec<String> = a.spec.env.clone();
+        // The GPUs given are said once: a NVIDIA_VISIBLE_DEVICES in the spec would sit beside
+        // ours, and which of the two the NVIDIA hook honours is up to it.
+        let mut env: Vec<String> = a
+            .spec
+            .env
+            .iter()
+            .filter(|e| !e.starts_with("NVIDIA_VISIBLE_DEVICES="))
+            .cloned()
+            .collect();
         env.push(format!("CONTAINER_VERSION={}", a.version));
         if a.gpus.is_empty() {
             // CUDA images set NVIDIA_VISIBLE_DEVICES=all; with the nvidia runtime as default that
@@ -318,7 +327,7 @@ impl DockerAdapter {
             // that a value inherited from a snapshot image (an earlier version's) never wins.
             env.push(format!("NVIDIA_VISIBLE_DEVICES={}", a.gpus.join(",")));
         }
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (
                 crate::replicaset::LABEL_RS.to_string(),
                 a.replicaset.to_string(),
@@ -328,6 +337,12 @@ impl DockerAdapter {
                 a.version.to_string(),
             ),
         ]);
+        if let Some(owner) = &a.spec.owner {
+            labels.insert(crate::replicaset::LABEL_OWNER.to_string(), owner.clone());
+        }
+        // A member's container runs as the member: their uid, gid and groups, no way to gain
+        // privileges (setuid files, file capabilities) and no capabilities at all.
+        let run_as = a.spec.run_as.as_ref();
         let bindings: HashMap<String, Option<Vec<PortBinding>>> = a
             .ports
             .iter()
@@ -353,6 +368,7 @@ impl DockerAdapter {
         let body = ContainerCreateBody {
             image: Some(a.image.to_string()),
             cmd: (!a.spec.command.is_empty()).then(|| a.spec.command.clone()),
+            user: run_as.map(|r| r.user()),
             env: Some(env),
             labels: Some(labels),
             exposed_ports: Some(a.ports.iter().map(|(c, _)| format!("{c}/tcp")).collect()),
@@ -364,6 +380,9 @@ impl DockerAdapter {
                 // docker-init as PID 1: signals reach the workload (stop takes a moment, not
                 // the 10 s kill timeout) and zombies are reaped.
                 init: Some(true),
+                group_add: run_as.map(|r| r.groups.iter().map(u32::to_string).collect()),
+                security_opt: run_as.map(|_| vec!["no-new-privileges".to_string()]),
+                cap_drop: run_as.map(|_| vec!["ALL".to_string()]),
                 ..Default::default()
             }),
             ..Default::default()

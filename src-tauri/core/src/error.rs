@@ -62,11 +62,39 @@ pub enum CoreError {
 
     #[error("The files of version {version} of \"{name}\" are no longer kept (pruned, or their image was removed outside GPU Deck). Nothing was changed. To start version {version}'s configuration from its clean image instead, roll back with --config-only (in the app: \"configuration only\").")]
     FilesGone { name: String, version: u32 },
+
+    /// What a caller may not do, said with whose it is and who may.
+    #[error("{0}")]
+    Forbidden(String),
+
+    #[error("{user} may hold at most {limit} GPU(s) at once and holds {held}; {requested} more would pass that. Stop one of your replicaSets, or ask an admin to raise your limit (`gpudeck policy set {user} --max-gpus N`).")]
+    GpuLimit {
+        user: String,
+        limit: u32,
+        held: u32,
+        requested: u32,
+    },
+
+    #[error("Your account ({user}) is not in the group \"gpudeck\", whose members may use GPU Deck. Ask an admin to add you: `sudo usermod -aG gpudeck {user}`, then log in again (or run `newgrp gpudeck`).")]
+    NotInGroup { user: String },
+
+    #[error("GPU Deck's service is not answering at {socket} ({reason}). Start it: `sudo systemctl start gpudeck` (where no systemd runs: `sudo gpudeckd &`).")]
+    ServiceUnreachable { socket: String, reason: String },
+
+    #[error("You may not use GPU Deck's service at {socket}: your account is not in the group \"gpudeck\". Ask an admin: `sudo usermod -aG gpudeck $USER`, then log in again (or run `newgrp gpudeck`).")]
+    ServiceDenied { socket: String },
+
+    #[error("Another GPU Deck process (pid {pid}) holds the data folder {path}. Use the service it runs (drop --local), or stop it first.")]
+    DataDirBusy { path: String, pid: String },
+
+    /// An error the service sent, as it said it.
+    #[error("{message}")]
+    Remote { code: String, message: String },
 }
 
 impl CoreError {
     /// A stable, machine-readable code; the UI keys its translations on it.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             CoreError::DockerUnreachable { .. } => "docker_unreachable",
             CoreError::Docker(_) => "docker_error",
@@ -83,6 +111,13 @@ impl CoreError {
             CoreError::Database(_) => "database_error",
             CoreError::Io { .. } => "io_error",
             CoreError::FilesGone { .. } => "files_gone",
+            CoreError::Forbidden(_) => "forbidden",
+            CoreError::GpuLimit { .. } => "gpu_limit",
+            CoreError::NotInGroup { .. } => "not_in_group",
+            CoreError::ServiceUnreachable { .. } => "service_unreachable",
+            CoreError::ServiceDenied { .. } => "service_denied",
+            CoreError::DataDirBusy { .. } => "data_dir_busy",
+            CoreError::Remote { code, .. } => code,
         }
     }
 
@@ -108,6 +143,30 @@ impl CoreError {
     }
 }
 
+impl From<ErrorPayload> for CoreError {
+    fn from(p: ErrorPayload) -> Self {
+        CoreError::Remote {
+            code: p.code,
+            message: p.message,
+        }
+    }
+}
+
+impl CoreError {
+    /// The HTTP status the service answers this error with.
+    pub fn http_status(&self) -> u16 {
+        match self.code() {
+            "invalid_input" | "invalid_setting" | "files_gone" => 400,
+            "forbidden" | "not_in_group" | "gpu_limit" => 403,
+            "rs_not_found" => 404,
+            "rs_exists" | "rs_state" => 409,
+            "not_enough_gpus" | "not_enough_ports" | "image_missing" => 422,
+            "docker_unreachable" | "nvml_unavailable" => 503,
+            _ => 500,
+        }
+    }
+}
+
 impl From<bollard::errors::Error> for CoreError {
     fn from(e: bollard::errors::Error) -> Self {
         CoreError::Docker(e.to_string())
@@ -115,7 +174,7 @@ impl From<bollard::errors::Error> for CoreError {
 }
 
 /// What reaches the UI for any failed command: `{code, message}`.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS)]
 pub struct ErrorPayload {
     pub code: String,
     pub message: String,

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod error;
 pub mod gpu;
 pub mod paths;
+pub mod policy;
 pub mod replicaset;
 pub mod settings;
 pub mod store;
@@ -53,6 +54,10 @@ mod bindings {
         crate::alloc::PortMap::export_all(&cfg).unwrap();
         crate::volume::VolumeInfo::export_all(&cfg).unwrap();
         crate::store::VolumeVersion::export_all(&cfg).unwrap();
+        crate::policy::Caller::export_all(&cfg).unwrap();
+        crate::policy::PolicyRow::export_all(&cfg).unwrap();
+        crate::policy::Effective::export_all(&cfg).unwrap();
+        crate::policy::store::AuditEntry::export_all(&cfg).unwrap();
     }
 
     fn read_dir(dir: &Path) -> BTreeMap<String, String> {

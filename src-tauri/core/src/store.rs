@@ -105,12 +105,31 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     CREATE INDEX rs_commits_by_name ON rs_commits(name, version);",
+    // 8: lab members as themselves: who owns each volume (a replicaSet's owner is in its spec),
+    // the admin's per-user limits ('*' is the default row) and an audit of who did what.
+    "ALTER TABLE volumes ADD COLUMN owner TEXT;
+    CREATE TABLE policy (
+        user              TEXT PRIMARY KEY,
+        max_gpus          INTEGER,
+        bind_roots        TEXT,
+        root_in_container INTEGER
+    );
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        uid     INTEGER NOT NULL,
+        user    TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub struct Store {
-    conn: Connection,
+    /// Each domain keeps its own SQL in an `impl Store` of its own folder (`policy/store.rs`).
+    pub(crate) conn: Connection,
 }
 
 impl Store {
@@ -366,7 +385,7 @@ impl Store {
 
     pub fn journal_step(&mut self, id: i64, step: &str) -> Result<()> {
         self.conn.execute(
-            "UPDATE journal SET step = ?2, updated_at = ?3 WHERE id = ?1",
+            "UPDATE journal SET step = ?2, updated_at = ?3 WHERE id = ?1 AND finished_at IS NULL",
             params![id, step, now_s()],
         )?;
         Ok(())
@@ -375,7 +394,7 @@ impl Store {
     pub fn journal_finish(&mut self, id: i64, outcome: &str) -> Result<()> {
         let t = now_s();
         self.conn.execute(
-            "UPDATE journal SET step = ?2, updated_at = ?3, finished_at = ?3 WHERE id = ?1",
+            "UPDATE journal SET step = ?2, updated_at = ?3, finished_at = ?3 WHERE id = ?1 AND finished_at IS NULL",
             params![id, outcome, t],
         )?;
         Ok(())
@@ -400,7 +419,7 @@ impl Store {
 }
 
 /// One stored version of a volume.
-#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeVersion {
     pub name: String,
@@ -525,7 +544,7 @@ impl Store {
 
 /// One stored version of a replicaSet.
 // A new one starts with no snapshot and no commits: `..Default::default()`.
-#[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionRecord {
     pub name: String,

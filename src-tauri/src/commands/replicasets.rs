@@ -1,7 +1,8 @@
-//! ReplicaSet and port commands: each builds the core service for one call and runs it.
+//! ReplicaSet and port commands: each one call of the service.
 
 use std::time::Duration;
 
+use gpudeck_api::PatchRequest;
 use gpudeck_core::alloc::PortMap;
 use gpudeck_core::docker::ExecOutput;
 use gpudeck_core::replicaset::{Bind, RsInfo, RsSpec};
@@ -13,29 +14,19 @@ use crate::AppState;
 
 type R<T> = Result<T, CoreError>;
 
-/// Runs `$body` with `$svc` bound to a `ReplicaSets` for this call.
-macro_rules! with_rs {
-    ($state:expr, |$svc:ident| $body:expr) => {{
-        let docker = $state.docker_adapter().await?;
-        let settings = $state.settings();
-        let $svc = $state.replicasets(&docker, &settings)?;
-        $body
-    }};
-}
-
 #[tauri::command]
 pub async fn rs_list(state: State<'_, AppState>) -> R<Vec<RsInfo>> {
-    with_rs!(state, |svc| svc.list().await)
+    state.client.rs_list().await
 }
 
 #[tauri::command]
 pub async fn rs_history(state: State<'_, AppState>, name: String) -> R<Vec<VersionRecord>> {
-    with_rs!(state, |svc| svc.history(&name))
+    state.client.rs_history(&name).await
 }
 
 #[tauri::command]
 pub async fn rs_run(state: State<'_, AppState>, name: String, spec: RsSpec) -> R<RsInfo> {
-    with_rs!(state, |svc| svc.run(&name, spec).await)
+    state.client.rs_run(&name, spec).await
 }
 
 /// A new version with another GPU count and/or one bind swapped for another.
@@ -46,7 +37,10 @@ pub async fn rs_patch(
     gpus: Option<u32>,
     swap: Option<(Bind, Bind)>,
 ) -> R<RsInfo> {
-    with_rs!(state, |svc| svc.patch(&name, gpus, swap).await)
+    state
+        .client
+        .rs_patch(&name, &PatchRequest { gpus, swap })
+        .await
 }
 
 #[tauri::command]
@@ -56,21 +50,22 @@ pub async fn rs_rollback(
     version: u32,
     config_only: Option<bool>,
 ) -> R<RsInfo> {
-    with_rs!(state, |svc| svc
-        .rollback(&name, version, config_only.unwrap_or(false))
-        .await)
+    state
+        .client
+        .rs_rollback(&name, version, config_only.unwrap_or(false))
+        .await
 }
 
 /// Bytes every replicaSet's version files take (the System page's total).
 #[tauri::command]
 pub async fn rs_files_bytes(state: State<'_, AppState>) -> R<u64> {
-    with_rs!(state, |svc| svc.files_bytes())
+    state.client.files_bytes().await
 }
 
 /// Keeps the files of only the newest `keep` replaced versions; returns the versions pruned.
 #[tauri::command]
 pub async fn rs_prune(state: State<'_, AppState>, name: String, keep: u32) -> R<Vec<u32>> {
-    with_rs!(state, |svc| svc.prune(&name, keep).await)
+    Ok(state.client.rs_prune(&name, keep).await?.pruned)
 }
 
 /// stop | pause | continue | restart | delete.
@@ -80,17 +75,10 @@ pub async fn rs_action(
     name: String,
     action: String,
 ) -> R<Option<RsInfo>> {
-    with_rs!(state, |svc| match action.as_str() {
-        "stop" => svc.stop(&name).await.map(Some),
-        "pause" => svc.pause(&name).await.map(Some),
-        "continue" => svc.resume(&name).await.map(Some),
-        "restart" => svc.restart(&name).await.map(Some),
-        "delete" => svc.delete(&name).await.map(|()| None),
-        other => Err(CoreError::InvalidInput {
-            what: "action".into(),
-            reason: format!("unknown action \"{other}\"")
-        }),
-    })
+    match action.as_str() {
+        "delete" => state.client.rs_delete(&name).await.map(|()| None),
+        a => state.client.rs_action(&name, a).await.map(Some),
+    }
 }
 
 #[tauri::command]
@@ -100,7 +88,7 @@ pub async fn rs_commit(
     image: String,
     message: String,
 ) -> R<String> {
-    with_rs!(state, |svc| svc.commit(&name, &image, &message).await)
+    Ok(state.client.rs_commit(&name, &image, &message).await?.id)
 }
 
 #[tauri::command]
@@ -110,33 +98,22 @@ pub async fn rs_exec(
     command: Vec<String>,
     timeout_s: u64,
 ) -> R<ExecOutput> {
-    with_rs!(state, |svc| svc
-        .exec(
+    state
+        .client
+        .rs_exec(
             &name,
             &command,
-            Duration::from_secs(timeout_s.clamp(1, 3600))
+            Duration::from_secs(timeout_s.clamp(1, 3600)),
         )
-        .await)
+        .await
 }
 
 #[tauri::command]
 pub async fn images_local(state: State<'_, AppState>) -> R<Vec<String>> {
-    state.docker_adapter().await?.image_tags().await
+    state.client.images().await
 }
 
 #[tauri::command]
 pub async fn ports_map(state: State<'_, AppState>) -> R<PortMap> {
-    let docker = state.docker_adapter().await?;
-    let claims = state
-        .store()?
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .port_claims()?;
-    let published = docker.published_ports().await?;
-    Ok(gpudeck_core::alloc::port_map(
-        state.settings().port_range,
-        &gpudeck_core::alloc::host_listening_ports(),
-        &published,
-        &claims,
-    ))
+    state.client.ports().await
 }

@@ -1,3 +1,4 @@
+use gpudeck_core::policy::Caller;
 use gpudeck_core::settings::Settings;
 use gpudeck_core::CoreError;
 use tauri::{AppHandle, State};
@@ -5,15 +6,25 @@ use tauri::{AppHandle, State};
 use crate::AppState;
 
 #[tauri::command]
-pub fn get_settings(state: State<'_, AppState>) -> Settings {
-    state.settings()
+pub async fn get_settings(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> Result<Settings, CoreError> {
+    state.settings(&app).await
 }
 
 #[tauri::command]
-pub fn set_settings(
+pub async fn set_settings(
     app: AppHandle,
     state: State<'_, AppState>,
     settings: Settings,
 ) -> Result<Settings, CoreError> {
-    state.update_settings(&app, settings)
+    state.update_settings(&app, settings).await
+}
+
+/// Who the service says this user is; an error says why the service cannot be used (not running,
+/// not in the group), which the UI shows as a screen of its own.
+#[tauri::command]
+pub async fn whoami(state: State<'_, AppState>) -> Result<Caller, CoreError> {
+    state.client.whoami().await
 }

@@ -1,24 +1,42 @@
+use gpudeck_api::{PolicyUpdate, PolicyView};
 use gpudeck_core::docker::DockerStatus;
-use gpudeck_core::doctor::{self, DoctorCheck};
-use gpudeck_core::paths::nvml_lib_from_env;
+use gpudeck_core::doctor::DoctorCheck;
+use gpudeck_core::policy::store::AuditEntry;
+use gpudeck_core::policy::PolicyRow;
+use gpudeck_core::CoreError;
 use tauri::State;
 
 use crate::AppState;
 
+type R<T> = Result<T, CoreError>;
+
 #[tauri::command]
-pub fn docker_status(state: State<'_, AppState>) -> DockerStatus {
-    state.docker.borrow().clone()
+pub async fn docker_status(state: State<'_, AppState>) -> R<DockerStatus> {
+    state.client.docker_status().await
 }
 
 #[tauri::command]
-pub async fn doctor(state: State<'_, AppState>) -> Result<Vec<DoctorCheck>, ()> {
-    let s = state.settings();
-    Ok(doctor::run(
-        s.docker_endpoint.as_deref(),
-        nvml_lib_from_env().as_deref(),
-        s.publish_address.as_deref(),
-    )
-    .await)
+pub async fn doctor(state: State<'_, AppState>) -> R<Vec<DoctorCheck>> {
+    state.client.doctor().await
+}
+
+#[tauri::command]
+pub async fn policy_get(state: State<'_, AppState>) -> R<PolicyView> {
+    state.client.policy().await
+}
+
+#[tauri::command]
+pub async fn policy_set(
+    state: State<'_, AppState>,
+    user: String,
+    update: PolicyUpdate,
+) -> R<PolicyRow> {
+    state.client.policy_set(&user, &update).await
+}
+
+#[tauri::command]
+pub async fn audit(state: State<'_, AppState>) -> R<Vec<AuditEntry>> {
+    state.client.audit().await
 }
 
 /// The UI calls this once its first page shows data; the startup time goes to the log (the

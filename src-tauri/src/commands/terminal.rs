@@ -1,23 +1,24 @@
-//! Interactive terminals (xterm.js in the UI) and followed logs, streamed over channels.
+//! Interactive terminals (xterm.js in the UI) over the service's WebSocket, and followed logs,
+//! streamed to the UI over channels.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
 use gpudeck_core::CoreError;
 use tauri::ipc::Channel;
 use tauri::State;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use crate::AppState;
 
-type Input = Arc<tokio::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>>;
+type Sink = Arc<tokio::sync::Mutex<SplitSink<WebSocketStream<tokio::net::UnixStream>, Message>>>;
 
-/// An open terminal: its exec id (for resizing), where to type, and the task reading its output.
+/// An open terminal: where to type, and the task reading its output.
 struct Open {
-    exec_id: String,
-    input: Input,
+    input: Sink,
     task: tauri::async_runtime::JoinHandle<()>,
 }
 
@@ -28,9 +29,16 @@ pub struct Terminals {
 }
 
 impl Terminals {
-    fn get(&self, id: u32) -> Option<(String, Input)> {
+    fn get(&self, id: u32) -> Option<Sink> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.1.get(&id).map(|o| (o.exec_id.clone(), o.input.clone()))
+        g.1.get(&id).map(|o| o.input.clone())
+    }
+}
+
+fn closed() -> CoreError {
+    CoreError::InvalidInput {
+        what: "terminal".into(),
+        reason: "it is closed".into(),
     }
 }
 
@@ -41,15 +49,17 @@ pub async fn rs_terminal_open(
     name: String,
     on_output: Channel<String>,
 ) -> Result<u32, CoreError> {
-    let (docker, id) = state.rs_container(&name).await?;
-    let term = docker.terminal(&id).await?;
-    let mut output = term.output;
+    let ws = state.client.rs_terminal(&name).await?;
+    let (sink, mut output) = ws.split();
     let task = tauri::async_runtime::spawn(async move {
-        while let Some(Ok(bytes)) = output.next().await {
-            if on_output
-                .send(String::from_utf8_lossy(&bytes).into_owned())
-                .is_err()
-            {
+        while let Some(Ok(msg)) = output.next().await {
+            let text = match msg {
+                Message::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
+                Message::Text(t) => t.to_string(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if on_output.send(text).is_err() {
                 break;
             }
         }
@@ -65,8 +75,7 @@ pub async fn rs_terminal_open(
     g.1.insert(
         tid,
         Open {
-            exec_id: term.exec_id,
-            input: Arc::new(tokio::sync::Mutex::new(term.input)),
+            input: Arc::new(tokio::sync::Mutex::new(sink)),
             task,
         },
     );
@@ -79,18 +88,11 @@ pub async fn rs_terminal_input(
     id: u32,
     data: String,
 ) -> Result<(), CoreError> {
-    let (_, input) = state
-        .terminals
-        .get(id)
-        .ok_or_else(|| CoreError::InvalidInput {
-            what: "terminal".into(),
-            reason: "it is closed".into(),
-        })?;
-    let mut w = input.lock().await;
-    w.write_all(data.as_bytes())
+    let sink = state.terminals.get(id).ok_or_else(closed)?;
+    let mut w = sink.lock().await;
+    w.send(Message::Binary(data.into_bytes().into()))
         .await
-        .map_err(|e| CoreError::io("terminal", e))?;
-    w.flush().await.map_err(|e| CoreError::io("terminal", e))
+        .map_err(|_| closed())
 }
 
 #[tauri::command]
@@ -100,14 +102,12 @@ pub async fn rs_terminal_resize(
     cols: u16,
     rows: u16,
 ) -> Result<(), CoreError> {
-    let Some((exec_id, _)) = state.terminals.get(id) else {
+    let Some(sink) = state.terminals.get(id) else {
         return Ok(());
     };
-    state
-        .docker_adapter()
-        .await?
-        .resize_terminal(&exec_id, cols, rows)
-        .await
+    let msg = serde_json::json!({ "resize": [cols, rows] }).to_string();
+    let _ = sink.lock().await.send(Message::Text(msg.into())).await;
+    Ok(())
 }
 
 #[tauri::command]
@@ -121,6 +121,9 @@ pub fn rs_terminal_close(state: State<'_, AppState>, id: u32) {
         .remove(&id)
     {
         open.task.abort();
+        tauri::async_runtime::spawn(async move {
+            let _ = open.input.lock().await.close().await;
+        });
     }
 }
 
@@ -132,9 +135,8 @@ pub async fn rs_logs_follow(
     name: String,
     on_chunk: Channel<String>,
 ) -> Result<u32, CoreError> {
-    let (docker, id) = state.rs_container(&name).await?;
+    let mut logs = state.client.rs_logs(&name, true).await?;
     let task = tauri::async_runtime::spawn(async move {
-        let mut logs = Box::pin(docker.logs(&id, true));
         while let Some(Ok(chunk)) = logs.next().await {
             if on_chunk.send(chunk).is_err() {
                 break;

@@ -1,7 +1,7 @@
-//! Volume commands.
+//! Volume commands: each one call of the service.
 
 use gpudeck_core::store::VolumeVersion;
-use gpudeck_core::volume::{parse_size, VolumeInfo};
+use gpudeck_core::volume::VolumeInfo;
 use gpudeck_core::CoreError;
 use tauri::State;
 
@@ -11,23 +11,17 @@ type R<T> = Result<T, CoreError>;
 
 #[tauri::command]
 pub async fn vol_list(state: State<'_, AppState>) -> R<Vec<VolumeInfo>> {
-    let docker = state.docker_adapter().await?;
-    state.volumes(&docker)?.list().await
+    state.client.vol_list().await
 }
 
 #[tauri::command]
 pub async fn vol_history(state: State<'_, AppState>, name: String) -> R<Vec<VolumeVersion>> {
-    let docker = state.docker_adapter().await?;
-    state.volumes(&docker)?.history(&name)
+    state.client.vol_history(&name).await
 }
 
 #[tauri::command]
 pub async fn vol_create(state: State<'_, AppState>, name: String, size: String) -> R<VolumeInfo> {
-    let docker = state.docker_adapter().await?;
-    state
-        .volumes(&docker)?
-        .create(&name, parse_size(&size)?)
-        .await
+    state.client.vol_create(&name, &size).await
 }
 
 /// Resizes; with `move_users` the replicaSets that bind it move to the new version.
@@ -38,17 +32,10 @@ pub async fn vol_resize(
     size: String,
     move_users: bool,
 ) -> R<VolumeInfo> {
-    let docker = state.docker_adapter().await?;
-    let settings = state.settings();
-    let rs = state.replicasets(&docker, &settings)?;
-    state
-        .volumes(&docker)?
-        .resize(&name, parse_size(&size)?, move_users.then_some(&rs))
-        .await
+    state.client.vol_resize(&name, &size, move_users).await
 }
 
 #[tauri::command]
 pub async fn vol_delete(state: State<'_, AppState>, name: String) -> R<()> {
-    let docker = state.docker_adapter().await?;
-    state.volumes(&docker)?.delete(&name).await
+    state.client.vol_delete(&name).await
 }

@@ -12,4 +12,8 @@ usedBytes: number | null, backend: string,
 /**
  * Containers that mount it.
  */
-users: Array<string>, };
+users: Array<string>, 
+/**
+ * The Linux user who owns it (`None`: made before owners were kept; an admin's).
+ */
+owner: string | null, };

@@ -91,6 +91,7 @@ export function ReplicaSetsPage() {
           <thead>
             <tr>
               <th>{t("rs.name")}</th>
+              <th>{t("rs.owner")}</th>
               <th>{t("rs.status")}</th>
               <th>{t("rs.image")}</th>
               <th>{t("rs.gpus")}</th>
@@ -111,6 +112,7 @@ export function ReplicaSetsPage() {
                 <td>
                   <strong>{r.name}</strong>
                 </td>
+                <td data-testid="rs-owner">{r.spec.owner ?? "—"}</td>
                 <td>
                   <span className={`badge st-${r.status}`} data-testid="rs-status">
                     {t(`rs.st.${r.status}`)}

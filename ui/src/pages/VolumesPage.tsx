@@ -55,6 +55,7 @@ export function VolumesPage() {
           <thead>
             <tr>
               <th>{t("vol.name")}</th>
+              <th>{t("vol.owner")}</th>
               <th>{t("vol.bindAs")}</th>
               <th>{t("vol.size")}</th>
               <th>{t("vol.limitCol")}</th>
@@ -70,6 +71,7 @@ export function VolumesPage() {
                   <td>
                     <strong>{v.name}</strong>
                   </td>
+                  <td data-testid="vol-owner">{v.owner ?? "—"}</td>
                   <td className="mono small">{v.dockerName}</td>
                   <td data-testid="vol-size">{bytesBoth(v.sizeBytes)}</td>
                   <td className="small" data-testid="vol-kind">

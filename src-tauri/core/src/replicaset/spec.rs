@@ -7,6 +7,8 @@ use crate::{CoreError, Result};
 
 pub const LABEL_RS: &str = "gpudeck.replicaset";
 pub const LABEL_VERSION: &str = "gpudeck.version";
+/// The Linux user who owns a replicaSet's containers.
+pub const LABEL_OWNER: &str = "gpudeck.owner";
 pub const MAX_NAME: usize = 40;
 
 /// Checks a replicaSet (or volume) name: 1–40 characters, lowercase letters, digits, `_` and `.`,
@@ -81,20 +83,23 @@ impl Bind {
 
 /// Host paths no replicaSet may bind unless an admin allows it: the system, the kernel's views,
 /// devices and the Docker socket (which is root on the host).
-const SENSITIVE_EXACT: &[&str] = &[
-    "/",
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
+const SENSITIVE_EXACT: &[&str] = &["/", "/bin", "/sbin", "/lib", "/lib64", "/var"];
+/// Whole trees: `/var/run` and `/run` hold the Docker socket, `/var/lib/docker` Docker's data,
+/// `/var/lib/gpudeck` GPU Deck's.
+const SENSITIVE_TREES: &[&str] = &[
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
     "/root",
-    "/var",
-    "/var/lib/docker",
-    "/var/run/docker.sock",
-    "/run/docker.sock",
+    "/usr",
     "/run",
+    "/var/run",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/gpudeck",
 ];
-const SENSITIVE_TREES: &[&str] = &["/etc", "/proc", "/sys", "/dev", "/boot"];
 
 pub fn validate_bind(b: &Bind, allow_sensitive: bool) -> Result<()> {
     let refuse = |reason: String| {
@@ -160,6 +165,33 @@ pub struct RsSpec {
     pub ports: Vec<u16>,
     #[serde(default)]
     pub gpus: u32,
+    /// Who owns it (a Linux user name), set by the service from the caller's identity, never
+    /// taken from a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub owner: Option<String>,
+    /// The user its processes run as (a member's own); `None`: the image's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub run_as: Option<RunAs>,
+}
+
+/// A host user a container runs as: `uid:gid` plus its supplementary groups, with
+/// `no-new-privileges` and every capability dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub groups: Vec<u32>,
+}
+
+impl RunAs {
+    /// Docker's `User`: `uid:gid`.
+    pub fn user(&self) -> String {
+        format!("{}:{}", self.uid, self.gid)
+    }
 }
 
 pub fn validate_spec(spec: &RsSpec, allow_sensitive: bool) -> Result<()> {
@@ -354,6 +386,7 @@ mod tests {
             binds: vec![],
             ports: vec![22, 443],
             gpus: 3,
+            ..Default::default()
         };
         assert!(validate_spec(&s, false).is_ok());
         for bad in [

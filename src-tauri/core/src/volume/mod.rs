@@ -60,7 +60,7 @@ impl Backing {
     }
 }
 
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeInfo {
     pub name: String,
@@ -75,6 +75,8 @@ pub struct VolumeInfo {
     pub backend: String,
     /// Containers that mount it.
     pub users: Vec<String>,
+    /// The Linux user who owns it (`None`: made before owners were kept; an admin's).
+    pub owner: Option<String>,
 }
 
 pub fn docker_name(name: &str, version: u32) -> String {
@@ -118,6 +120,9 @@ pub struct Volumes<'a> {
     pub docker: &'a DockerAdapter,
     pub store: &'a Mutex<Store>,
     pub data_dir: &'a DataDir,
+    /// `uid:gid` that a new volume's top folder belongs to (a member's, so that their container,
+    /// which runs as them, can write in it); `None`: root.
+    pub root_owner: Option<(u32, u32)>,
 }
 
 impl<'a> Volumes<'a> {
@@ -179,6 +184,10 @@ impl<'a> Volumes<'a> {
                 tokio::fs::create_dir_all(&dir)
                     .await
                     .map_err(|e| CoreError::io(&dir, e))?;
+                if let Some((uid, gid)) = self.root_owner {
+                    std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                        .map_err(|e| CoreError::io(&dir, e))?;
+                }
                 let id = self.db(|s| s.next_counter("xfs_project", PROJECT_ID_FLOOR))?;
                 let (d, m) = (dir.display().to_string(), mnt.display().to_string());
                 run(
@@ -290,7 +299,11 @@ impl<'a> Volumes<'a> {
         drop(f);
         let path = file.display().to_string();
         let label = docker_name(name, version);
+        let owner = self.root_owner.map(|(u, g)| format!("root_owner={u}:{g}"));
         let mut args = vec!["-q", "-F", "-m", "0", "-L", &label];
+        if let Some(o) = &owner {
+            args.extend(["-E", o]);
+        }
         // Small volumes: fewer inodes and a small journal leave ~93 % of the size for files
         // (the defaults leave ~81 % of 50 MB). Large ones keep the defaults (inodes for many files).
         // A journal needs 1024 blocks at least: 1 MB with the 1 KiB blocks mke2fs gives file
@@ -406,6 +419,7 @@ impl<'a> Volumes<'a> {
             },
             backend: v.backend,
             users,
+            owner: self.db(|s| s.vol_owner(name))?.flatten(),
         })
     }
 

@@ -1,0 +1,444 @@
+//! GPU Deck's local API: HTTP/JSON on gpudeckd's Unix socket. The request and reply types here
+//! (and the core's domain types they carry) are the contract; `client::Client` is the one typed
+//! client the app and the CLI both use. Routes are listed in `routes()` (the OpenAPI document
+//! the service serves at `/v1/openapi.json` is built from it).
+
+pub mod client;
+
+use gpudeck_core::replicaset::{Bind, RsSpec};
+use serde::{Deserialize, Serialize};
+
+pub use client::{Client, Transport};
+
+/// Where the service listens unless told otherwise (`GPUDECK_SOCKET`, `--socket`).
+pub const DEFAULT_SOCKET: &str = "/run/gpudeck/gpudeck.sock";
+pub const SOCKET_ENV: &str = "GPUDECK_SOCKET";
+
+/// The socket a client should use: `--socket`, else `$GPUDECK_SOCKET`, else the default.
+pub fn socket_path(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var(SOCKET_ENV).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_SOCKET.to_string())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRequest {
+    pub name: String,
+    pub spec: RsSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchRequest {
+    #[serde(default)]
+    pub gpus: Option<u32>,
+    /// One bind swapped for another.
+    #[serde(default)]
+    pub swap: Option<(Bind, Bind)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackRequest {
+    pub version: u32,
+    #[serde(default)]
+    pub config_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneRequest {
+    pub keep: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneReply {
+    pub name: String,
+    pub pruned: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRequest {
+    pub image: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitReply {
+    pub image: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolCreateRequest {
+    pub name: String,
+    /// `512MB`, `20GB`, `64GiB` or bytes.
+    pub size: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolResizeRequest {
+    pub size: String,
+    #[serde(default)]
+    pub move_users: bool,
+}
+
+/// `PUT /v1/policy/{user}` (`*`: the default row): the fields to set; absent ones keep their value,
+/// `clear` names fields to reset to the fallback.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyUpdate {
+    #[serde(default)]
+    pub max_gpus: Option<u32>,
+    #[serde(default)]
+    pub bind_roots: Option<Vec<String>>,
+    #[serde(default)]
+    pub root_in_container: Option<bool>,
+    #[serde(default)]
+    pub clear: Vec<String>,
+}
+
+/// `GET /v1/policy`: every row (admins), or only the caller's (members), and the caller's limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyView {
+    pub rows: Vec<gpudeck_core::policy::PolicyRow>,
+    pub you: gpudeck_core::policy::Effective,
+}
+
+/// A route: method, path, what it takes and gives, who may call it.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub request: Option<&'static str>,
+    pub reply: &'static str,
+}
+
+macro_rules! route {
+    ($m:literal, $p:literal, $s:literal, $req:expr, $rep:literal) => {
+        Route {
+            method: $m,
+            path: $p,
+            summary: $s,
+            request: $req,
+            reply: $rep,
+        }
+    };
+}
+
+/// Every route of the local API.
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(
+            "get",
+            "/v1/whoami",
+            "The caller, as the socket's peer credentials say, and their role.",
+            None,
+            "Caller"
+        ),
+        route!(
+            "get",
+            "/v1/docker",
+            "The Docker engine's status.",
+            None,
+            "DockerStatus"
+        ),
+        route!(
+            "get",
+            "/v1/doctor",
+            "Checks of the host: engine, driver, hook, storage.",
+            None,
+            "DoctorCheck[]"
+        ),
+        route!(
+            "get",
+            "/v1/settings",
+            "The service's settings.",
+            None,
+            "Settings"
+        ),
+        route!(
+            "put",
+            "/v1/settings",
+            "Replaces the settings (admins).",
+            Some("Settings"),
+            "Settings"
+        ),
+        route!(
+            "get",
+            "/v1/gpus",
+            "A fresh reading of every GPU.",
+            None,
+            "GpuSnapshot"
+        ),
+        route!(
+            "get",
+            "/v1/gpus/history",
+            "The last 10 minutes of every GPU.",
+            None,
+            "Record<number, HistoryPoint[]>"
+        ),
+        route!(
+            "get",
+            "/v1/gpus/stream",
+            "Server-sent events `sample`: every new GPU snapshot.",
+            None,
+            "text/event-stream"
+        ),
+        route!(
+            "get",
+            "/v1/events",
+            "Server-sent events `docker-status` and `containers-changed`.",
+            None,
+            "text/event-stream"
+        ),
+        route!(
+            "get",
+            "/v1/ports",
+            "The host port range: used, free, by whom.",
+            None,
+            "PortMap"
+        ),
+        route!("get", "/v1/images", "Local image tags.", None, "string[]"),
+        route!(
+            "get",
+            "/v1/replicasets",
+            "Every replicaSet (others' env hidden).",
+            None,
+            "RsInfo[]"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets",
+            "Creates NAME-1, owned by the caller.",
+            Some("RunRequest"),
+            "RsInfo"
+        ),
+        route!(
+            "get",
+            "/v1/replicasets/{name}",
+            "One replicaSet.",
+            None,
+            "RsInfo"
+        ),
+        route!(
+            "delete",
+            "/v1/replicasets/{name}",
+            "Deletes it (owner or admin).",
+            None,
+            "null"
+        ),
+        route!(
+            "get",
+            "/v1/replicasets/{name}/history",
+            "Every version.",
+            None,
+            "VersionRecord[]"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/patch",
+            "A new version: GPUs and/or a bind.",
+            Some("PatchRequest"),
+            "RsInfo"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/rollback",
+            "A new version from an earlier one.",
+            Some("RollbackRequest"),
+            "RsInfo"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/prune",
+            "Drops old versions' files.",
+            Some("PruneRequest"),
+            "PruneReply"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/commit",
+            "Commits to an image (members: under their name).",
+            Some("CommitRequest"),
+            "CommitReply"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/exec",
+            "Runs a command in it.",
+            Some("ExecRequest"),
+            "ExecOutput"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/stop",
+            "Stops it; frees GPUs and ports.",
+            None,
+            "RsInfo"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/pause",
+            "Freezes it; GPUs and ports kept.",
+            None,
+            "RsInfo"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/continue",
+            "Continues or starts it.",
+            None,
+            "RsInfo"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/restart",
+            "A new version on fresh GPUs and ports.",
+            None,
+            "RsInfo"
+        ),
+        route!(
+            "get",
+            "/v1/replicasets/{name}/logs",
+            "Its output (`?follow=true` streams).",
+            None,
+            "text/plain"
+        ),
+        route!(
+            "get",
+            "/v1/replicasets/{name}/terminal",
+            "A shell in it, over a WebSocket (text in, binary out; `{\"resize\":[cols,rows]}`).",
+            None,
+            "websocket"
+        ),
+        route!(
+            "get",
+            "/v1/files-bytes",
+            "Bytes every version's files take.",
+            None,
+            "number"
+        ),
+        route!("get", "/v1/volumes", "Every volume.", None, "VolumeInfo[]"),
+        route!(
+            "post",
+            "/v1/volumes",
+            "Creates NAME-1, owned by the caller.",
+            Some("VolCreateRequest"),
+            "VolumeInfo"
+        ),
+        route!(
+            "get",
+            "/v1/volumes/{name}",
+            "One volume.",
+            None,
+            "VolumeInfo"
+        ),
+        route!(
+            "delete",
+            "/v1/volumes/{name}",
+            "Deletes it (owner or admin).",
+            None,
+            "null"
+        ),
+        route!(
+            "get",
+            "/v1/volumes/{name}/history",
+            "Every version.",
+            None,
+            "VolumeVersion[]"
+        ),
+        route!(
+            "post",
+            "/v1/volumes/{name}/resize",
+            "A new version of another size.",
+            Some("VolResizeRequest"),
+            "VolumeInfo"
+        ),
+        route!(
+            "get",
+            "/v1/policy",
+            "Limits: every row (admins) or your own.",
+            None,
+            "PolicyView"
+        ),
+        route!(
+            "put",
+            "/v1/policy/{user}",
+            "Sets a user's limits (`*`: the default; admins).",
+            Some("PolicyUpdate"),
+            "PolicyRow"
+        ),
+        route!(
+            "get",
+            "/v1/audit",
+            "Who did what, newest first (admins).",
+            None,
+            "AuditEntry[]"
+        ),
+        route!("get", "/v1/openapi.json", "This document.", None, "OpenAPI"),
+    ]
+}
+
+/// The OpenAPI 3.1 document of `routes()`: paths, methods, and the schema names of the
+/// TypeScript bindings (`ui/src/bindings`, generated from the same Rust types).
+pub fn openapi() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for r in routes() {
+        let entry = paths
+            .entry(r.path.to_string())
+            .or_insert_with(|| serde_json::json!({}));
+        let mut op = serde_json::json!({
+            "summary": r.summary,
+            "responses": {
+                "200": { "description": r.reply, "content": { "application/json": { "schema": { "x-gpudeck-type": r.reply } } } },
+                "default": { "description": "An error: {code, message}", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorPayload" } } } }
+            }
+        });
+        if let Some(req) = r.request {
+            op["requestBody"] = serde_json::json!({
+                "required": true,
+                "content": { "application/json": { "schema": { "x-gpudeck-type": req } } }
+            });
+        }
+        let params: Vec<serde_json::Value> = r
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|p| serde_json::json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = serde_json::Value::Array(params);
+        }
+        entry[r.method] = op;
+    }
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": { "title": "GPU Deck local API", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Served by gpudeckd on its Unix socket. The caller is who the socket's peer credentials say." },
+        "paths": paths,
+        "components": { "schemas": { "ErrorPayload": {
+            "type": "object", "required": ["code", "message"],
+            "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } }
+    })
+}

@@ -1,0 +1,83 @@
+//! The admin's per-user limits, and the audit. Members read their own limits; only admins
+//! change them.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, put};
+use axum::Extension;
+use axum::{Json, Router};
+use gpudeck_api::{PolicyUpdate, PolicyView};
+use gpudeck_core::policy::store::AuditEntry;
+use gpudeck_core::policy::{self, PolicyRow};
+use gpudeck_core::CoreError;
+
+use super::{Api, St, Who};
+use crate::state::Daemon;
+
+pub fn routes() -> Router<std::sync::Arc<Daemon>> {
+    Router::new()
+        .route("/v1/policy", get(view))
+        .route("/v1/policy/{user}", put(set))
+        .route("/v1/audit", get(audit))
+}
+
+async fn view(State(d): St, Extension(c): Who) -> Api<PolicyView> {
+    c.require_member()?;
+    let rows = d.db(|s| s.policy_rows())?;
+    let rows = if c.is_admin() {
+        rows
+    } else {
+        rows.into_iter()
+            .filter(|r| r.user == c.user || r.user == policy::DEFAULT_ROW)
+            .collect()
+    };
+    Ok(Json(PolicyView {
+        rows,
+        you: d.policy_of(&c)?,
+    }))
+}
+
+async fn set(
+    State(d): St,
+    Extension(c): Who,
+    Path(user): Path<String>,
+    Json(u): Json<PolicyUpdate>,
+) -> Api<PolicyRow> {
+    c.require_admin("change limits")?;
+    let mut row = d.db(|s| s.policy_row(&user))?.unwrap_or_else(|| PolicyRow {
+        user: user.clone(),
+        ..Default::default()
+    });
+    for f in &u.clear {
+        match f.as_str() {
+            "maxGpus" => row.max_gpus = None,
+            "bindRoots" => row.bind_roots = None,
+            "rootInContainer" => row.root_in_container = None,
+            other => {
+                return Err(CoreError::InvalidInput {
+                    what: "policy".into(),
+                    reason: format!(
+                        "\"{other}\" is not a field (maxGpus, bindRoots, rootInContainer)"
+                    ),
+                }
+                .into())
+            }
+        }
+    }
+    if u.max_gpus.is_some() {
+        row.max_gpus = u.max_gpus;
+    }
+    if u.bind_roots.is_some() {
+        row.bind_roots = u.bind_roots;
+    }
+    if u.root_in_container.is_some() {
+        row.root_in_container = u.root_in_container;
+    }
+    policy::validate_row(&row)?;
+    d.db(|s| s.policy_put(&row))?;
+    Ok(Json(row))
+}
+
+async fn audit(State(d): St, Extension(c): Who) -> Api<Vec<AuditEntry>> {
+    c.require_admin("read the audit")?;
+    Ok(Json(d.db(|s| s.audit_recent(1000))?))
+}

@@ -1,0 +1,108 @@
+//! Who am I, the engine, doctor, settings, ports, local images, events, the OpenAPI document.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Extension;
+use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use gpudeck_core::alloc::PortMap;
+use gpudeck_core::docker::DockerStatus;
+use gpudeck_core::doctor::{self, DoctorCheck};
+use gpudeck_core::paths::nvml_lib_from_env;
+use gpudeck_core::policy::Caller;
+use gpudeck_core::settings::Settings;
+use tokio_stream::wrappers::WatchStream;
+
+use super::{Api, St, Who};
+use crate::state::Daemon;
+
+pub fn routes() -> Router<std::sync::Arc<Daemon>> {
+    Router::new()
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/docker", get(docker_status))
+        .route("/v1/doctor", get(doctor))
+        .route("/v1/settings", get(settings).put(set_settings))
+        .route("/v1/ports", get(ports))
+        .route("/v1/images", get(images))
+        .route("/v1/events", get(events))
+        .route("/v1/openapi.json", get(openapi))
+}
+
+/// Answers anyone who reached the socket, members or not: the app says what to do from it.
+async fn whoami(Extension(c): Who) -> Json<Caller> {
+    Json(c)
+}
+
+async fn docker_status(State(d): St, Extension(c): Who) -> Api<DockerStatus> {
+    c.require_member()?;
+    Ok(Json(d.docker_status.borrow().clone()))
+}
+
+async fn doctor(State(d): St, Extension(c): Who) -> Api<Vec<DoctorCheck>> {
+    c.require_member()?;
+    let s = d.settings();
+    Ok(Json(
+        doctor::run(
+            s.docker_endpoint.as_deref(),
+            nvml_lib_from_env().as_deref(),
+            s.publish_address.as_deref(),
+        )
+        .await,
+    ))
+}
+
+async fn settings(State(d): St, Extension(c): Who) -> Api<Settings> {
+    c.require_member()?;
+    Ok(Json(d.settings()))
+}
+
+async fn set_settings(State(d): St, Extension(c): Who, Json(s): Json<Settings>) -> Api<Settings> {
+    c.require_admin("change the settings")?;
+    Ok(Json(d.set_settings(s)?))
+}
+
+async fn ports(State(d): St, Extension(c): Who) -> Api<PortMap> {
+    c.require_member()?;
+    let _ready = d.ready().await?;
+    let docker = d.docker().await?;
+    let claims = d.db(|s| s.port_claims())?;
+    let published = docker.published_ports().await?;
+    Ok(Json(gpudeck_core::alloc::port_map(
+        d.settings().port_range,
+        &gpudeck_core::alloc::host_listening_ports(),
+        &published,
+        &claims,
+    )))
+}
+
+async fn images(State(d): St, Extension(c): Who) -> Api<Vec<String>> {
+    c.require_member()?;
+    Ok(Json(d.docker().await?.image_tags().await?))
+}
+
+/// `docker-status` when the engine's status changes, `containers-changed` when any container does.
+async fn events(
+    State(d): St,
+    Extension(c): Who,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, super::ApiError> {
+    c.require_member()?;
+    let status = WatchStream::new(d.docker_status.clone()).map(|s| {
+        Ok(Event::default()
+            .event("docker-status")
+            .json_data(s)
+            .unwrap_or_default())
+    });
+    let changes = WatchStream::from_changes(d.changes.clone()).map(|n| {
+        Ok(Event::default()
+            .event("containers-changed")
+            .data(n.to_string()))
+    });
+    Ok(Sse::new(futures_util::stream::select(status, changes)).keep_alive(KeepAlive::default()))
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(gpudeck_api::openapi())
+}

@@ -1,0 +1,418 @@
+//! GPU Deck as a service, with real Linux users: gpudeckd runs as root, the CLI as each user
+//! (`runuser -u alice -- gpudeck …`), identity from the socket's peer credentials. alice and bob
+//! are members (group `gpudeck`), carol is in no group, dana is an admin (`gpudeck-admin`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::*;
+use serde_json::Value;
+
+const IDLE: &[&str] = &[
+    "--",
+    "sh",
+    "-c",
+    "trap 'exit 0' TERM; while true; do sleep 1; done",
+];
+
+fn sh(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).output().unwrap()
+}
+
+/// The rig's users and groups (made once; kept between runs) and a copy of the CLI every user
+/// may run (the build folder is root's).
+fn users() -> &'static PathBuf {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| {
+        for g in ["gpudeck", "gpudeck-admin"] {
+            sh("groupadd", &["-f", "--system", g]);
+        }
+        for (u, groups) in [
+            ("alice", "gpudeck"),
+            ("bob", "gpudeck"),
+            ("carol", ""),
+            ("dana", "gpudeck,gpudeck-admin"),
+        ] {
+            if !sh("id", &["-u", u]).status.success() {
+                let mut a = vec!["-m", "-s", "/bin/sh"];
+                if !groups.is_empty() {
+                    a.extend(["-G", groups]);
+                }
+                a.push(u);
+                let out = sh("useradd", &a);
+                assert!(out.status.success(), "useradd {u}: {out:?}");
+            } else if !groups.is_empty() {
+                sh("usermod", &["-aG", groups, u]);
+            }
+        }
+        let dir = PathBuf::from(format!("/tmp/gpudeck-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cli = dir.join("gpudeck");
+        std::fs::copy(env!("CARGO_BIN_EXE_gpudeck"), &cli).unwrap();
+        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cli
+    })
+}
+
+fn uid(user: &str) -> u32 {
+    String::from_utf8_lossy(&sh("id", &["-u", user]).stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+struct Lab {
+    fake: FakeNvml,
+}
+
+impl Lab {
+    fn new(gpus: usize) -> Lab {
+        let cli = users();
+        assert!(cli.exists());
+        let fake = FakeNvml::new(gpus);
+        // Members reach the socket through the test's folder.
+        std::fs::set_permissions(fake.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        fake.ensure_service();
+        Lab { fake }
+    }
+
+    /// `gpudeck ARGS` as `user`.
+    fn as_user(&self, user: &str, args: &[&str]) -> Output {
+        let sock = self.fake.socket();
+        let mut c = Command::new("runuser");
+        c.args(["-u", user, "--"])
+            .arg(users())
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        c.output().unwrap()
+    }
+
+    fn ok(&self, user: &str, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        if let Some(i) = a.iter().position(|x| *x == "--") {
+            a.insert(i, "--json");
+        } else {
+            a.push("--json");
+        }
+        let out = self.as_user(user, &a);
+        assert!(
+            out.status.success(),
+            "{user} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn refused(&self, user: &str, args: &[&str]) -> String {
+        let out = self.as_user(user, args);
+        assert!(!out.status.success(), "{user} {args:?} should be refused");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        err
+    }
+
+    fn run(&self, user: &str, rs: &str, extra: &[&str]) -> Value {
+        let mut a = vec!["rs", "run", rs, "--image", TEST_IMAGE];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(IDLE);
+        self.ok(user, &a)
+    }
+}
+
+fn name(p: &str) -> String {
+    unique(p).replace('-', "")
+}
+
+#[test]
+fn the_socket_is_root_gpudeck_0660_and_carol_is_told_which_group_to_join() {
+    let lab = Lab::new(1);
+    let m = std::fs::metadata(lab.fake.socket()).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o660);
+    assert_eq!(m.uid(), 0);
+    let gpudeck_gid: u32 = String::from_utf8_lossy(&sh("getent", &["group", "gpudeck"]).stdout)
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(m.gid(), gpudeck_gid);
+    // The data folder is the service's alone.
+    let d = std::fs::metadata(lab.fake.data_dir()).unwrap();
+    assert_eq!(d.mode() & 0o777, 0o700);
+    let db = std::fs::metadata(lab.fake.data_dir().join("gpudeck.db")).unwrap();
+    assert_eq!(
+        db.mode() & 0o077,
+        0,
+        "the database is not readable by others"
+    );
+
+    let err = lab.refused("carol", &["rs", "ls"]);
+    assert!(err.contains("usermod -aG gpudeck"), "{err}");
+    assert_eq!(lab.ok("alice", &["whoami"])["role"], "member");
+    assert_eq!(lab.ok("dana", &["whoami"])["role"], "admin");
+}
+
+#[test]
+fn members_act_only_on_their_own_and_see_everyone() {
+    let lab = Lab::new(2);
+    let rs = name("al");
+    let home = PathBuf::from("/home/alice").join(format!("work-{rs}"));
+    let _ = std::fs::create_dir_all(&home);
+    let (au, ag) = (uid("alice"), uid("alice"));
+    let _ = std::os::unix::fs::chown(&home, Some(au), None);
+    let bind = format!("{}:/work", home.display());
+    let v = lab.run(
+        "alice",
+        &rs,
+        &["--gpus", "1", "--bind", &bind, "--env", "TOKEN=secret"],
+    );
+    assert_eq!(v["spec"]["owner"], "alice");
+    assert_eq!(v["version"], 1);
+
+    // Her container runs as her: a file it writes into her folder is hers on the host.
+    let out = lab.ok(
+        "alice",
+        &[
+            "rs",
+            "exec",
+            &rs,
+            "--",
+            "sh",
+            "-c",
+            "id -u; echo hi > /work/made",
+        ],
+    );
+    assert_eq!(
+        out["stdout"].as_str().unwrap().lines().next(),
+        Some(au.to_string().as_str())
+    );
+    let made = std::fs::metadata(home.join("made")).unwrap();
+    assert_eq!(
+        (made.uid(), made.gid() == ag || made.gid() != 0),
+        (au, true)
+    );
+    // Its NVIDIA_VISIBLE_DEVICES is the GPU she was given, said once.
+    let env = lab.ok(
+        "alice",
+        &[
+            "rs",
+            "exec",
+            &rs,
+            "--",
+            "sh",
+            "-c",
+            "tr '\\0' '\\n' </proc/1/environ",
+        ],
+    );
+    let nv: Vec<&str> = env["stdout"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("NVIDIA_VISIBLE_DEVICES="))
+        .collect();
+    assert_eq!(nv.len(), 1, "{nv:?}");
+
+    // bob sees it, its owner and GPUs, not its env; he cannot touch it.
+    let list = lab.ok("bob", &["rs", "ls"]);
+    let seen = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == rs.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(seen["spec"]["owner"], "alice");
+    assert_eq!(seen["gpus"].as_array().unwrap().len(), 1);
+    assert!(seen["spec"]["env"].as_array().unwrap().is_empty(), "{seen}");
+    for args in [
+        vec!["rs", "stop", &rs],
+        vec!["rs", "exec", &rs, "--", "true"],
+        vec!["rs", "logs", &rs],
+        vec!["rs", "rollback", &rs, "1"],
+        vec!["rs", "patch", &rs, "--gpus", "0"],
+        vec!["rs", "commit", &rs, "bob/x:1"],
+        vec!["rs", "rm", &rs],
+    ] {
+        let err = lab.refused("bob", &args);
+        assert!(err.contains("belongs to alice"), "{args:?}: {err}");
+    }
+    assert_eq!(lab.ok("alice", &["rs", "info", &rs])["status"], "running");
+
+    // alice commits only under her own name.
+    let err = lab.refused("alice", &["rs", "commit", &rs, "shared:latest"]);
+    assert!(err.contains("alice/IMAGE:TAG"), "{err}");
+    let c = lab.ok("alice", &["rs", "commit", &rs, &format!("alice/{rs}:v1")]);
+    assert!(c["id"].as_str().unwrap().starts_with("sha256:"));
+    docker(&["rmi", &format!("alice/{rs}:v1")]);
+
+    // dana (admin) may act on it; the audit says who did what.
+    let v2 = lab.ok("dana", &["rs", "patch", &rs, "--gpus", "2"]);
+    assert_eq!(v2["version"], 2);
+    assert_eq!(
+        lab.ok("alice", &["rs", "exec", &rs, "--", "cat", "/work/made"])["stdout"],
+        "hi\n"
+    );
+    let audit = lab.ok("dana", &["audit"]);
+    let entries = audit.as_array().unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e["user"] == "bob" && e["outcome"] == "forbidden"));
+    assert!(entries
+        .iter()
+        .any(|e| e["user"] == "dana" && e["action"].as_str().unwrap().ends_with("/patch")));
+    assert!(lab.refused("alice", &["audit"]).contains("admin"));
+
+    lab.ok("alice", &["rs", "rm", &rs]);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn members_bind_only_under_their_roots_resolved() {
+    let lab = Lab::new(1);
+    let rs = name("bd");
+    let link = format!("/home/alice/etc-{rs}");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    for (bind, says) in [
+        ("/etc:/x", "system folder"),
+        ("//etc:/x", "system folder"),
+        ("/./etc/:/x", "system folder"),
+        (&format!("{link}:/x") as &str, "system folder"),
+        ("/home/bob:/x", "only under /home/alice"),
+        ("/tmp:/x", "only under /home/alice"),
+        ("/var/run:/x", "system folder"),
+    ] {
+        let mut a = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--bind", bind];
+        a.extend_from_slice(IDLE);
+        let err = lab.refused("alice", &a);
+        assert!(err.contains(says), "{bind}: {err}");
+    }
+    let _ = std::fs::remove_file(&link);
+    assert!(docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=gpudeck.replicaset={rs}")
+    ])
+    .is_empty());
+
+    // An admin widens her roots; then the folder may be bound.
+    let shared = lab.fake.dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let err = lab.refused("alice", &["policy", "set", "alice", "--bind-root", "/"]);
+    assert!(err.contains("Only an admin"), "{err}");
+    lab.ok(
+        "dana",
+        &[
+            "policy",
+            "set",
+            "alice",
+            "--bind-root",
+            "/home/alice",
+            "--bind-root",
+            shared.to_str().unwrap(),
+        ],
+    );
+    let v = lab.run(
+        "alice",
+        &rs,
+        &["--bind", &format!("{}:/s", shared.display())],
+    );
+    assert_eq!(v["status"], "running");
+    lab.ok("alice", &["rs", "rm", &rs]);
+    lab.ok(
+        "dana",
+        &["policy", "set", "alice", "--bind-root", "/home/alice"],
+    );
+}
+
+#[test]
+fn the_gpu_limit_is_said_and_a_member_cannot_raise_it() {
+    let lab = Lab::new(4);
+    lab.ok("dana", &["policy", "set", "bob", "--max-gpus", "1"]);
+    let rs = name("lim");
+    let err = lab.refused(
+        "bob",
+        &[
+            "rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "2", "--", "true",
+        ],
+    );
+    assert!(err.contains("at most 1 GPU"), "{err}");
+    assert!(lab
+        .refused("bob", &["policy", "set", "bob", "--max-gpus", "4"])
+        .contains("Only an admin"));
+    lab.run("bob", &rs, &["--gpus", "1"]);
+    let err = lab.refused("bob", &["rs", "patch", &rs, "--gpus", "2"]);
+    assert!(err.contains("at most 1 GPU"), "{err}");
+    let pol = lab.ok("bob", &["policy", "ls"]);
+    assert_eq!(pol["you"]["maxGpus"], 1);
+    lab.ok("bob", &["rs", "rm", &rs]);
+}
+
+#[test]
+fn a_client_killed_mid_stream_leaves_the_service_serving() {
+    let lab = Lab::new(1);
+    let rs = name("kl");
+    lab.run("alice", &rs, &[]);
+    let mut follow = Command::new("runuser")
+        .args(["-u", "alice", "--"])
+        .arg(users())
+        .arg("--socket")
+        .arg(lab.fake.socket())
+        .args(["rs", "logs", &rs, "--follow"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // runuser's child is the CLI: kill -9 both.
+    let _ = sh("pkill", &["-9", "-f", &format!("rs logs {rs} --follow")]);
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let list = lab.ok("bob", &["rs", "ls"]);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["name"] == rs.as_str()));
+    lab.ok("alice", &["rs", "rm", &rs]);
+}
+
+#[test]
+fn two_patches_at_once_run_one_after_the_other() {
+    let lab = Lab::new(4);
+    let rs = name("two");
+    lab.run("alice", &rs, &["--gpus", "1"]);
+    std::thread::scope(|s| {
+        let a = s.spawn(|| lab.ok("alice", &["rs", "patch", &rs, "--gpus", "2"]));
+        let b = s.spawn(|| lab.ok("alice", &["rs", "restart", &rs]));
+        let (va, vb) = (a.join().unwrap(), b.join().unwrap());
+        let mut vs = [
+            va["version"].as_u64().unwrap(),
+            vb["version"].as_u64().unwrap(),
+        ];
+        vs.sort();
+        assert_eq!(vs, [2, 3]);
+    });
+    let h = lab.ok("alice", &["rs", "history", &rs]);
+    assert_eq!(h.as_array().unwrap().len(), 3);
+    assert_eq!(
+        docker_ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gpudeck.replicaset={rs}")
+        ])
+        .lines()
+        .count(),
+        1
+    );
+    lab.ok("alice", &["rs", "rm", &rs]);
+}
