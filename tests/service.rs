@@ -416,3 +416,40 @@ fn two_patches_at_once_run_one_after_the_other() {
     );
     lab.ok("alice", &["rs", "rm", &rs]);
 }
+
+/// The terminal is a WebSocket on the service's socket: typed input reaches a shell in the
+/// container and its output comes back; a resize is a control message.
+#[test]
+fn a_terminal_over_the_service_socket_answers() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let lab = Lab::new(1);
+    let rs = name("term");
+    lab.run("alice", &rs, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = rt.block_on(async {
+        let client = gpudeck_api::Client::unix(lab.fake.socket().display().to_string());
+        let mut ws = client.rs_terminal(&rs).await.unwrap();
+        ws.send(Message::Text(r#"{"resize":[100,30]}"#.into()))
+            .await
+            .unwrap();
+        ws.send(Message::Binary(b"echo term-$((40+2))\n".to_vec().into()))
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !seen.contains("term-42") {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        seen
+    });
+    assert!(seen.contains("term-42"), "the shell said: {seen:?}");
+    lab.ok("alice", &["rs", "rm", &rs]);
+}

@@ -37,6 +37,7 @@ pub fn run() -> Result<(), String> {
             commands::settings::get_settings,
             commands::settings::set_settings,
             commands::settings::whoami,
+            commands::settings::os_user,
             commands::system::policy_get,
             commands::system::policy_set,
             commands::system::audit,

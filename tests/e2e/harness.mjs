@@ -11,8 +11,9 @@ import { WebDriver } from "./webdriver.mjs";
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const app = process.env.GPUDECK_APP ?? join(repo, "target/debug/gpudeck-app");
-/** The CLI beside it. */
+/** The CLI and the service beside it. */
 export const cli = join(dirname(app), "gpudeck");
+export const gpudeckd = join(dirname(app), "gpudeckd");
 const artifacts = join(repo, "tests/e2e/artifacts");
 mkdirSync(artifacts, { recursive: true });
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -59,19 +60,36 @@ async function display() {
   throw new Error("no free X display for Xvfb");
 }
 
-/** Starts tauri-driver with `env` (capabilities carry no env) and a session on the app. */
-export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = true } = {}) {
+/** Starts gpudeckd (as the test runs: root) on its own socket and data folder; resolves when it
+ * answers. `env` is the service's (the fake NVML, the engine). */
+export async function startService(work, env) {
+  const socket = join(work, "gpudeck.sock");
+  const d = spawn(gpudeckd, ["--socket", socket, "--data-dir", join(work, "data")], { env: { ...env, RUST_LOG: "warn" }, stdio: ["ignore", "inherit", "inherit"] });
+  children.push(d);
+  for (let i = 0; i < 300 && !existsSync(socket); i++) await sleep(50);
+  assert.ok(existsSync(socket), "gpudeckd did not start");
+  return { socket, process: d };
+}
+
+/** Starts tauri-driver with `env` (capabilities carry no env) and a session on the app, a client
+ * of its own gpudeckd (`service: false`: none, the app must say so). `asUser` runs the app as
+ * that Linux user (through runuser), as a lab member would. */
+export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = true, service = true, asUser = null } = {}) {
   const work = mkdtempSync(join(tmpdir(), "gpudeck-e2e-"));
+  execFileSync("chmod", ["755", work]);
   const fake = nvml ? fakeNvml(work, gpus, tag) : null;
   const env = {
     ...process.env,
     DISPLAY: await display(),
     XDG_DATA_HOME: join(work, "xdg"),
+    XDG_CONFIG_HOME: join(work, "config"),
     LANG: "C",
     ...(fake ? { FAKE_NVML_FILE: fake.file, GPUDECK_NVML_LIB: fake.lib } : {}),
     ...extra,
   };
   delete env.GPUDECK_DATA_DIR;
+  const svc = service ? await startService(work, env) : null;
+  env.GPUDECK_SOCKET = svc ? svc.socket : join(work, "none.sock");
   const port = await freePort();
   const td = spawn("tauri-driver", ["--port", String(port), "--native-port", String(await freePort())], { env, stdio: ["ignore", "inherit", "inherit"] });
   children.push(td);
@@ -85,20 +103,42 @@ export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = tr
   }
   assert.ok(existsSync(app), `build the app first: ${app}`);
   const wd = new WebDriver(base);
-  await wd.start(app);
-  await wd.until("the app shell", () => wd.find('[data-testid="nav-gpus"]'));
+  await wd.start(asUser ? asUserLauncher(work, asUser, env) : app);
+  // The app's shell, or the screen that says why the service cannot be used.
+  await wd.until("the app shell", () => wd.find('[data-testid="nav-gpus"], [data-testid="service-gate"][data-code]'));
   return {
     wd,
     env,
     app,
     cli,
     fake,
+    work,
+    socket: env.GPUDECK_SOCKET,
     stop: async () => {
       await wd.stop();
       // SIGTERM lets tauri-driver stop WebKitWebDriver; SIGKILL would orphan it and hang pipes.
       td.kill("SIGTERM");
+      if (svc) svc.process.kill("SIGTERM");
     },
   };
+}
+
+/** A launcher script that runs the app as `user` (WebKitWebDriver starts it as root): their
+ * own HOME and config folder, the test's display and socket, nothing else of root's. */
+function asUserLauncher(work, user, env) {
+  const home = execFileSync("getent", ["passwd", user]).toString().split(":")[5];
+  // The build folder is root's: the member runs a copy.
+  const copy = join(work, "gpudeck-app");
+  execFileSync("cp", [app, copy]);
+  execFileSync("chmod", ["755", copy]);
+  const script = join(work, `app-as-${user}.sh`);
+  writeFileSync(
+    script,
+    // setpriv execs (runuser would stay as the parent, and WebKitWebDriver would end only it).
+    `#!/bin/sh\nexec setpriv --reuid=${user} --regid=${user} --init-groups -- env HOME='${home}' USER='${user}' XDG_CONFIG_HOME='${home}/.config' XDG_DATA_HOME='${home}/.local/share' XDG_RUNTIME_DIR= GPUDECK_SOCKET='${env.GPUDECK_SOCKET}' '${copy}' "$@"\n`,
+  );
+  execFileSync("chmod", ["755", script]);
+  return script;
 }
 
 export function stopAll() {

@@ -119,7 +119,11 @@ describe("ReplicaSets by clicking", () => {
     await wd.until("shell answered", async () => {
       const rows = await wd.exec("return document.querySelector('[data-testid=rs-terminal] .xterm-rows')?.innerText ?? ''");
       return rows.includes("term-42");
-    }, 10000);
+    }, 10000).catch(async (e) => {
+      await shot(wd, "rs-terminal-failed.png");
+      const said = await wd.exec("return (document.querySelector('[data-testid=rs-terminal]')?.innerText ?? '') + ' | ' + (document.querySelector('[role=alert]')?.innerText ?? '')");
+      throw new Error(`${e.message}; the page said: ${said}`);
+    });
     await shot(wd, "rs-terminal-en.png");
     await wd.click(await wd.find('[data-testid="rs-open-terminal"]'));
   });

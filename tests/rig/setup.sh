@@ -76,3 +76,13 @@ if ! gpu_probe; then
 fi
 echo "${DOCKER_HOST:+export DOCKER_HOST=$DOCKER_HOST}" >"$state/env"
 echo "rig: Docker $(docker version -f '{{.Server.Version}}') ($(docker info -f '{{.Driver}}')) ready; image $image; GPU device requests reach containers"
+
+# Lab members for the service tests (tests/service.rs, tests/e2e/service.test.mjs): alice and bob
+# in `gpudeck`, carol in no group, dana an admin (`gpudeck-admin`). Kept between runs.
+if [ "$(id -u)" = 0 ]; then
+  for g in gpudeck gpudeck-admin; do getent group "$g" >/dev/null || groupadd --system "$g"; done
+  for spec in alice:gpudeck bob:gpudeck carol: dana:gpudeck,gpudeck-admin; do
+    u=${spec%%:*} groups=${spec#*:}
+    id -u "$u" >/dev/null 2>&1 || useradd -m -s /bin/sh ${groups:+-G "$groups"} "$u"
+  done
+fi

@@ -46,6 +46,8 @@ export function toErrorPayload(e: unknown): ErrorPayload {
 export const api = {
   /** Who the service says this user is; fails with service_unreachable / service_denied. */
   whoami: () => invoke<Caller>("whoami"),
+  /** The Linux user the app runs as. */
+  osUser: () => invoke<string>("os_user"),
   onServiceStatus: (f: (up: boolean) => void): Promise<UnlistenFn> => listen<boolean>("service-status", (e) => f(e.payload)),
   policyGet: () => invoke<PolicyView>("policy_get"),
   policySet: (user: string, update: PolicyUpdate) => invoke<PolicyRow>("policy_set", { user, update }),

@@ -13,8 +13,14 @@
 //! 5. Volumes (with `--volumes`, root): resize copy throughput for ~500 MB of mixed files (many
 //!    small, some large, a sparse one) vs `cp -a` of the same tree between two ext4 images.
 //!
+//! 6. The service (with `--service`, root, the engine and the test image): `gpudeck rs ls` with
+//!    100 replicaSets through gpudeckd vs the same code inside the CLI (`--local`), and the
+//!    service's CPU with 10 clients streaming GPU samples.
+//!
+//! The CLI commands run against a gpudeckd the benchmark starts (beside the CLI).
+//!
 //! Usage: gpudeck-bench [--app target/release/gpudeck-app] [--seconds N]
-//!                      [--replicasets --cli target/release/gpudeck]
+//!                      [--replicasets|--volumes|--service --cli target/release/gpudeck]
 //!        (needs cc, Xvfb; run from the repo root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step should stop it
 
@@ -255,14 +261,128 @@ fn padded_image(mb: u32) -> String {
     tag
 }
 
-fn replicasets(cli: &Path, work: &Path) {
-    let gd = |args: &[&str]| {
+/// gpudeckd (beside the CLI) on its own socket and data folder, with the fake NVML; killed on drop.
+struct Service {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Service {
+    fn start(cli: &Path, work: &Path, data: &str) -> Service {
+        let socket = work.join(format!("{data}.sock"));
+        let child = Command::new(cli.with_file_name("gpudeckd"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--data-dir")
+            .arg(work.join(data))
+            .env("GPUDECK_NVML_LIB", work.join("libnvidia-ml.so.1"))
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("gpudeckd beside the CLI");
+        for _ in 0..300 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Service { child, socket }
+    }
+
+    /// The CLI as a client of this service.
+    fn cli(&self, cli: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(cli);
-        c.args(args)
-            .env("GPUDECK_DATA_DIR", work.join("rs-data"))
-            .env("GPUDECK_NVML_LIB", work.join("libnvidia-ml.so.1"));
+        c.args(args).env("GPUDECK_SOCKET", &self.socket);
         c
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `gpudeck rs ls` with 100 replicaSets through the service vs the service's code run inside the
+/// CLI (`--local`); then the service's CPU with 10 clients streaming GPU samples at 1 Hz vs none.
+fn service(cli: &Path, work: &Path) {
+    let svc = Service::start(cli, work, "svc-data");
+    for i in 0..100 {
+        let n = format!("benchls{i}");
+        sh(svc
+            .cli(cli, &["rs", "run", &n, "--image", IMAGE, "--"])
+            .args(IDLE));
+    }
+    let mut through = vec![];
+    for _ in 0..30 {
+        through.push(timed(&mut svc.cli(cli, &["rs", "ls", "--json"])));
+    }
+    let pid = svc.child.id();
+    let idle_window = 20.0;
+    let c0 = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs_f64(idle_window));
+    let idle = (cpu_seconds(pid) - c0) / idle_window * 100.0;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            let (socket, stop) = (svc.socket.clone(), stop.clone());
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+                s.write_all(b"GET /v1/gpus/stream HTTP/1.1\r\nHost: gpudeck\r\n\r\n")
+                    .unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let mut buf = [0u8; 65536];
+                let mut got = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(n) = s.read(&mut buf) {
+                        got += n;
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let c1 = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs_f64(idle_window));
+    let streaming = (cpu_seconds(pid) - c1) / idle_window * 100.0;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let bytes: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    drop(svc);
+    let mut local = vec![];
+    for _ in 0..30 {
+        let mut c = Command::new(cli);
+        c.args(["--local", "rs", "ls", "--json"])
+            .env("GPUDECK_DATA_DIR", work.join("svc-data"))
+            .env("GPUDECK_NVML_LIB", work.join("libnvidia-ml.so.1"));
+        local.push(timed(&mut c));
+    }
+    let svc = Service::start(cli, work, "svc-data");
+    for i in 0..100 {
+        let _ = svc.cli(cli, &["rs", "rm", &format!("benchls{i}")]).output();
+    }
+    let p = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        (v[v.len() / 2] * 1000.0, v[v.len() * 9 / 10] * 1000.0)
     };
+    let ((tp50, tp90), (lp50, lp90)) = (p(&through), p(&local));
+    println!(
+        "gpudeck rs ls --json with 100 replicaSets, the whole CLI process: through the service p50 {tp50:.1} ms (p90 {tp90:.1}) vs the service's code in the CLI (--local) p50 {lp50:.1} ms (p90 {lp90:.1}) = {:.2}x (target p50 <= 15 ms)",
+        lp50 / tp50
+    );
+    println!(
+        "gpudeckd CPU with 10 clients streaming GPU samples at 1 Hz (8 fake GPUs): {streaming:.2}% of a core vs {idle:.2}% with none: +{:.2} points (target < 1; {} KB streamed in {idle_window:.0} s)",
+        streaming - idle,
+        bytes / 1024
+    );
+}
+
+fn replicasets(cli: &Path, work: &Path) {
+    let svc = Service::start(cli, work, "rs-data");
+    let gd = |args: &[&str]| svc.cli(cli, args);
     let docker = |args: &[&str]| {
         let mut c = Command::new("docker");
         c.args(args);
@@ -385,13 +505,8 @@ fn drop_caches() {
 }
 
 fn volumes(cli: &Path, work: &Path) {
-    let gd = |args: &[&str]| {
-        let mut c = Command::new(cli);
-        c.args(args)
-            .env("GPUDECK_DATA_DIR", work.join("vol-data"))
-            .env("GPUDECK_NVML_LIB", work.join("libnvidia-ml.so.1"));
-        c
-    };
+    let svc = Service::start(cli, work, "vol-data");
+    let gd = |args: &[&str]| svc.cli(cli, args);
     let fill = "cd /v && mkdir small && i=0; while [ $i -lt 4000 ]; do head -c 4096 /dev/urandom > small/f$i; i=$((i+1)); done; \
                 for n in 1 2 3 4; do dd if=/dev/urandom of=big$n bs=1M count=110 2>/dev/null; done; \
                 dd if=/dev/urandom of=sparse bs=1M count=10 seek=1000 2>/dev/null; sync";
@@ -489,6 +604,11 @@ fn main() {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
         volumes(&cli, &work);
+    } else if args.iter().any(|a| a == "--service") {
+        let cli = arg("--cli")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
+        service(&cli, &work);
     } else if args.iter().any(|a| a == "--replicasets") {
         let cli = arg("--cli")
             .map(PathBuf::from)

@@ -471,6 +471,19 @@ impl DockerAdapter {
         }))
     }
 
+    /// Every container (any state) that carries `label`: its name → its state ("running", …).
+    pub async fn states_by_label(&self, label: &str) -> Result<HashMap<String, String>> {
+        Ok(self
+            .containers(true, Some(("label", label.to_string())))
+            .await?
+            .into_iter()
+            .map(|c| {
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                (summary_name(c.names), state)
+            })
+            .collect())
+    }
+
     /// Every container (any state) labelled as belonging to `replicaset`.
     pub async fn containers_of(&self, replicaset: &str) -> Result<Vec<String>> {
         let list = self

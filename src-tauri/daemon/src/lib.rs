@@ -136,10 +136,26 @@ pub async fn serve(
     let rd = d.clone();
     tokio::spawn(async move { rd.recover(all).await });
     let app = routes::router(d);
-    axum::serve(
+    // On the signal, requests in flight get a few seconds; streams (an app's GPU samples) would
+    // keep a graceful shutdown waiting forever, so they are cut after that.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<identity::Peer>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let grace = async {
+        if rx.await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r,
+        () = grace => Ok(()),
+    }
 }

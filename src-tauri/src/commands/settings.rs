@@ -28,3 +28,15 @@ pub async fn set_settings(
 pub async fn whoami(state: State<'_, AppState>) -> Result<Caller, CoreError> {
     state.client.whoami().await
 }
+
+/// The Linux user this app runs as (the screen that says which group to join names them, even
+/// when the service cannot be asked).
+#[tauri::command]
+pub fn os_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}

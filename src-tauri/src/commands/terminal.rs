@@ -2,24 +2,24 @@
 //! streamed to the UI over channels.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use gpudeck_core::CoreError;
 use tauri::ipc::Channel;
 use tauri::State;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::AppState;
 
-type Sink = Arc<tokio::sync::Mutex<SplitSink<WebSocketStream<tokio::net::UnixStream>, Message>>>;
+/// Where keystrokes and resizes go: a queue drained in order into the WebSocket by one task (the
+/// UI sends each key as its own command; concurrent writes could reorder them).
+type Sink = tokio::sync::mpsc::UnboundedSender<Message>;
 
-/// An open terminal: where to type, and the task reading its output.
+/// An open terminal: where to type, and the tasks reading its output and writing its input.
 struct Open {
     input: Sink,
     task: tauri::async_runtime::JoinHandle<()>,
+    writer: tauri::async_runtime::JoinHandle<()>,
 }
 
 /// Open terminals by id.
@@ -50,7 +50,16 @@ pub async fn rs_terminal_open(
     on_output: Channel<String>,
 ) -> Result<u32, CoreError> {
     let ws = state.client.rs_terminal(&name).await?;
-    let (sink, mut output) = ws.split();
+    let (mut sink, mut output) = ws.split();
+    let (input, mut queue) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let writer = tauri::async_runtime::spawn(async move {
+        while let Some(m) = queue.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
     let task = tauri::async_runtime::spawn(async move {
         while let Some(Ok(msg)) = output.next().await {
             let text = match msg {
@@ -75,39 +84,33 @@ pub async fn rs_terminal_open(
     g.1.insert(
         tid,
         Open {
-            input: Arc::new(tokio::sync::Mutex::new(sink)),
+            input,
             task,
+            writer,
         },
     );
     Ok(tid)
 }
 
+/// Synchronous on purpose: commands that are not async run one after the other, in the order
+/// the keys were typed.
 #[tauri::command]
-pub async fn rs_terminal_input(
+pub fn rs_terminal_input(
     state: State<'_, AppState>,
     id: u32,
     data: String,
 ) -> Result<(), CoreError> {
     let sink = state.terminals.get(id).ok_or_else(closed)?;
-    let mut w = sink.lock().await;
-    w.send(Message::Binary(data.into_bytes().into()))
-        .await
+    sink.send(Message::Binary(data.into_bytes().into()))
         .map_err(|_| closed())
 }
 
 #[tauri::command]
-pub async fn rs_terminal_resize(
-    state: State<'_, AppState>,
-    id: u32,
-    cols: u16,
-    rows: u16,
-) -> Result<(), CoreError> {
-    let Some(sink) = state.terminals.get(id) else {
-        return Ok(());
-    };
-    let msg = serde_json::json!({ "resize": [cols, rows] }).to_string();
-    let _ = sink.lock().await.send(Message::Text(msg.into())).await;
-    Ok(())
+pub fn rs_terminal_resize(state: State<'_, AppState>, id: u32, cols: u16, rows: u16) {
+    if let Some(sink) = state.terminals.get(id) {
+        let msg = serde_json::json!({ "resize": [cols, rows] }).to_string();
+        let _ = sink.send(Message::Text(msg.into()));
+    }
 }
 
 #[tauri::command]
@@ -121,9 +124,9 @@ pub fn rs_terminal_close(state: State<'_, AppState>, id: u32) {
         .remove(&id)
     {
         open.task.abort();
-        tauri::async_runtime::spawn(async move {
-            let _ = open.input.lock().await.close().await;
-        });
+        // Dropping the queue ends the writer, which closes the WebSocket (and the shell).
+        drop(open.input);
+        drop(open.writer);
     }
 }
 

@@ -15,6 +15,10 @@ export function ServiceGate({ children }: { children: ReactNode }) {
   const [error, setError] = useState<ErrorPayload | null>(null);
   const [checking, setChecking] = useState(true);
   const { reload } = useSettings();
+  const [osUser, setOsUser] = useState<string | null>(null);
+  useEffect(() => {
+    api.osUser().then(setOsUser, () => setOsUser(null));
+  }, []);
   const check = useCallback(() => {
     setChecking(true);
     api
@@ -46,7 +50,7 @@ export function ServiceGate({ children }: { children: ReactNode }) {
     );
   }
   const unreachable = error?.code === "service_unreachable";
-  const user = me?.user ?? "$USER";
+  const user = me?.user ?? osUser ?? "$USER";
   return (
     <div className="gate" role="alert" data-testid="service-gate" data-code={error?.code ?? "not_in_group"}>
       <img src="/icon.svg" alt="" width={48} height={48} />

@@ -259,7 +259,9 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
   const { t, i18n } = useTranslation();
   const [history, setHistory] = useState<VersionRecord[]>([]);
   const [gpus, setGpus] = useState(rs.spec.gpus);
-  const [image, setImage] = useState(`${rs.name}:v${rs.version}`);
+  // Members commit under their own name (the service refuses anything else); root anywhere.
+  const ns = rs.spec.owner && rs.spec.owner !== "root" ? `${rs.spec.owner}/` : "";
+  const [image, setImage] = useState(`${ns}${rs.name}:v${rs.version}`);
   const [message, setMessage] = useState("");
   const [cmd, setCmd] = useState("");
   const [exec, setExec] = useState<string | null>(null);

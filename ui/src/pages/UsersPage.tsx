@@ -79,7 +79,7 @@ export function UsersPage() {
           {you &&
             !admin &&
             t("users.yourLimits", {
-              gpus: you.maxGpus ?? t("users.unlimited"),
+              gpus: you.maxGpus == null ? t("users.noGpuLimit") : t("users.gpuLimit", { n: you.maxGpus }),
               roots: you.bindRoots.join(", "),
               asRoot: you.rootInContainer ? t("users.asRoot") : t("users.asYou"),
             })}
@@ -91,7 +91,7 @@ export function UsersPage() {
           {t("users.saved", { user: saved === "*" ? t("users.default") : saved })}
         </p>
       )}
-      {view && (
+      {view && view.rows.length > 0 && (
         <table className="table" data-testid="policy-table">
           <thead>
             <tr>
