@@ -30,7 +30,11 @@ npm --prefix ui test
 
 step "build the app and its .deb (tauri build, debug profile: the tests use this binary)"
 npx tauri build --debug --bundles deb --features crash-points
-ls "$target"/debug/bundle/deb/*.deb
+deb=$(ls -t "$target"/debug/bundle/deb/*.deb | head -1)
+bash tests/scripts/deb.test.sh "$deb"
+
+step "the .deb installed as the quick start does it: gpudeckd on the default socket, a member as herself"
+bash tests/scripts/deb-install.test.sh "$deb"
 
 step "Rust: unit and integration tests"
 cargo test --workspace --features "$features"
