@@ -460,8 +460,12 @@ fn a_members_volume_is_hers_and_her_container_can_write_in_it() {
     let v = name("vol");
     let made = lab.ok("alice", &["vol", "create", &v, "--size", "20MB"]);
     assert_eq!(made["owner"], "alice");
-    assert!(lab.refused("bob", &["vol", "rm", &v]).contains("belongs to alice"));
-    assert!(lab.refused("bob", &["vol", "resize", &v, "--size", "30MB"]).contains("belongs to alice"));
+    assert!(lab
+        .refused("bob", &["vol", "rm", &v])
+        .contains("belongs to alice"));
+    assert!(lab
+        .refused("bob", &["vol", "resize", &v, "--size", "30MB"])
+        .contains("belongs to alice"));
     // bob may not bind it; alice may, and writes in it as herself.
     let bind = format!("{v}-1:/data");
     let rs = name("vu");
@@ -469,8 +473,22 @@ fn a_members_volume_is_hers_and_her_container_can_write_in_it() {
     a.extend_from_slice(IDLE);
     assert!(lab.refused("bob", &a).contains("belongs to alice"));
     lab.run("alice", &rs, &["--bind", &bind]);
-    let out = lab.ok("alice", &["rs", "exec", &rs, "--", "sh", "-c", "echo mine > /data/f && stat -c %u /data/f"]);
-    assert_eq!(out["stdout"].as_str().unwrap().trim(), uid("alice").to_string());
+    let out = lab.ok(
+        "alice",
+        &[
+            "rs",
+            "exec",
+            &rs,
+            "--",
+            "sh",
+            "-c",
+            "echo mine > /data/f && stat -c %u /data/f",
+        ],
+    );
+    assert_eq!(
+        out["stdout"].as_str().unwrap().trim(),
+        uid("alice").to_string()
+    );
     lab.ok("alice", &["rs", "rm", &rs]);
     lab.ok("alice", &["vol", "rm", &v]);
 }
@@ -485,20 +503,39 @@ fn local_runs_the_services_code_only_for_root_and_only_when_no_service_holds_the
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("holds the data folder"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds the data folder"),
+        "{out:?}"
+    );
     // A member may not.
     let err = lab.refused("alice", &["--local", "rs", "ls"]);
     assert!(err.contains("needs root"), "{err}");
     // With the service stopped, root may.
-    let out = lab.fake.local_cli_command(&["rs", "ls", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(serde_json::from_slice::<Value>(&out.stdout).unwrap().is_array());
+    let out = lab
+        .fake
+        .local_cli_command(&["rs", "ls", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .is_array());
     // The OpenAPI document lists the routes.
     lab.fake.ensure_service();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let doc = rt
         .block_on(gpudeck_api::Client::unix(lab.fake.socket().display().to_string()).openapi())
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    assert!(doc["paths"]["/v1/replicasets/{name}/patch"]["post"].is_object(), "{doc}");
+    assert!(
+        doc["paths"]["/v1/replicasets/{name}/patch"]["post"].is_object(),
+        "{doc}"
+    );
 }

@@ -82,7 +82,7 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
     await shot(wd, "gpus-zh.png");
     // A new launch with the same data folder opens in Chinese.
     await wd.stop();
-    await wd.start(app);
+    await wd.start(h.launch);
     await wd.until("Chinese after restart", async () => (await wd.text(await wd.find('[data-testid="nav-gpus"]'))) === "GPU");
     assert.equal(await wd.text(await wd.find('[data-testid="nav-settings"]')), "设置");
     await wd.click(await wd.find('[data-testid="nav-system"]'));

@@ -72,9 +72,10 @@ export async function startService(work, env) {
 }
 
 /** Starts tauri-driver with `env` (capabilities carry no env) and a session on the app, a client
- * of its own gpudeckd (`service: false`: none, the app must say so). `asUser` runs the app as
- * that Linux user (through runuser), as a lab member would. */
-export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = true, service = true, asUser = null } = {}) {
+ * of its own gpudeckd (`service: false`: none, the app must say so). The app never runs as root:
+ * it runs as `asUser` (default dana, an admin; alice and bob are members, carol in no group), with
+ * a fresh home of its own for this setup, whose saved UI language is `language` when given. */
+export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = true, service = true, asUser = "dana", language = null } = {}) {
   const work = mkdtempSync(join(tmpdir(), "gpudeck-e2e-"));
   execFileSync("chmod", ["755", work]);
   const fake = nvml ? fakeNvml(work, gpus, tag) : null;
@@ -103,7 +104,8 @@ export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = tr
   }
   assert.ok(existsSync(app), `build the app first: ${app}`);
   const wd = new WebDriver(base);
-  await wd.start(asUser ? asUserLauncher(work, asUser, env) : app);
+  const launch = asUserLauncher(work, asUser, env, language);
+  await wd.start(launch);
   // The app's shell, or the screen that says why the service cannot be used.
   await wd.until("the app shell", () => wd.find('[data-testid="nav-gpus"], [data-testid="service-gate"][data-code]'));
   return {
@@ -113,6 +115,7 @@ export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = tr
     cli,
     fake,
     work,
+    launch,
     socket: env.GPUDECK_SOCKET,
     stop: async () => {
       await wd.stop();
@@ -123,14 +126,24 @@ export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = tr
   };
 }
 
-/** A launcher script that runs the app as `user` (WebKitWebDriver starts it as root): their
- * own HOME and config folder, the test's display and socket, nothing else of root's. */
-function asUserLauncher(work, user, env) {
-  const home = execFileSync("getent", ["passwd", user]).toString().split(":")[5];
-  // The build folder is root's: the member runs a copy.
+/** A launcher script that runs the app as `user` (WebKitWebDriver starts it as root): a fresh
+ * home of theirs in the test's folder (their UI language in it when given), the test's display and
+ * socket. */
+function asUserLauncher(work, user, env, language) {
+  const home = join(work, `home-${user}`);
+  mkdirSync(home, { recursive: true });
+  if (language) {
+    const dir = join(home, ".local/share/dev.gpudeck.app");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "ui-settings.json"), JSON.stringify({ settings: { language } }));
+  }
+  execFileSync("chown", ["-R", `${user}:`, home]);
+  // The build folder is root's: the user runs a copy.
   const copy = join(work, "gpudeck-app");
-  execFileSync("cp", [app, copy]);
-  execFileSync("chmod", ["755", copy]);
+  if (!existsSync(copy)) {
+    execFileSync("cp", [app, copy]);
+    execFileSync("chmod", ["755", copy]);
+  }
   const script = join(work, `app-as-${user}.sh`);
   writeFileSync(
     script,

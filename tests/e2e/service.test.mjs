@@ -4,20 +4,9 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { setup, shot, typeInto } from "./harness.mjs";
 
 const name = `mem${process.pid}`;
-
-/** Saves `language` as `user`'s own UI preference (tauri-plugin-store's file in their data dir). */
-function prefer(user, language) {
-  const home = execFileSync("getent", ["passwd", user]).toString().split(":")[5];
-  const dir = join(home, ".local/share/dev.gpudeck.app");
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "ui-settings.json"), JSON.stringify({ settings: { language } }));
-  execFileSync("chown", ["-R", `${user}:`, join(home, ".local")]);
-}
 
 describe("As lab members", () => {
   let h;
@@ -31,8 +20,7 @@ describe("As lab members", () => {
   });
 
   it("a member creates a replicaSet, owned by her, and rolls it back", async () => {
-    prefer("alice", "en");
-    h = await setup({ gpus: 2, tag: "mem", asUser: "alice" });
+    h = await setup({ gpus: 2, tag: "mem", asUser: "alice", language: "en" });
     const wd = h.wd;
     await wd.click(await wd.find('[data-testid="nav-users"]'));
     await wd.until("who she is", async () => /alice \(member\)/.test(await wd.text(await wd.find('[data-testid="users-you"]'))));
@@ -76,8 +64,7 @@ describe("As lab members", () => {
 
   for (const language of ["en", "zh-CN"]) {
     it(`a user in no group is told to ask the admin (${language})`, async () => {
-      prefer("carol", language);
-      const g = await setup({ gpus: 1, tag: "nog", asUser: "carol" });
+      const g = await setup({ gpus: 1, tag: "nog", asUser: "carol", language });
       try {
         const gate = await g.wd.until("the gate", () => g.wd.find('[data-testid="service-gate"][data-code="service_denied"]'), 20000);
         assert.ok(gate);
@@ -90,8 +77,7 @@ describe("As lab members", () => {
   }
 
   it("with no service running, the app says how to start it", async () => {
-    prefer("alice", "en");
-    const g = await setup({ gpus: 1, tag: "nos", asUser: "alice", service: false });
+    const g = await setup({ gpus: 1, tag: "nos", asUser: "alice", service: false, language: "en" });
     try {
       await g.wd.until("the gate", () => g.wd.find('[data-testid="service-gate"][data-code="service_unreachable"]'), 20000);
       assert.match(await g.wd.text(await g.wd.find('[data-testid="gate-fix"]')), /systemctl start gpudeck/);

@@ -173,8 +173,24 @@ impl Daemon {
         *self.docker.lock().await = None;
     }
 
-    /// The GPUs now, read fresh for an allocation (the sampler may be seconds old).
+    /// The GPUs now, for an allocation: the sampler's reading when it is under 2 s old, else one
+    /// read fresh (at start, or when sampling is slow).
     pub fn gpus_now(&self) -> Vec<GpuCandidate> {
+        let latest = self.sampler.latest();
+        let fresh = gpudeck_core::gpu::now_ms().saturating_sub(latest.at_ms) < 2000;
+        if fresh && matches!(latest.nvml, gpudeck_core::gpu::NvmlState::Ok) {
+            return latest
+                .gpus
+                .iter()
+                .filter_map(|g| {
+                    Some(GpuCandidate {
+                        index: g.index,
+                        uuid: g.uuid.clone()?,
+                        memory_used_bytes: g.memory_used_bytes,
+                    })
+                })
+                .collect();
+        }
         NvmlSource::open(nvml_lib_from_env().as_deref())
             .and_then(|s| s.sample())
             .map(|raw| {
