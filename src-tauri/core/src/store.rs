@@ -391,6 +391,16 @@ impl Store {
         Ok(())
     }
 
+    /// Adds `key` = `value` to an unfinished operation's payload (the id of a container it made,
+    /// so that an undo removes that one by id).
+    pub fn journal_set(&mut self, id: i64, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE journal SET payload = json_set(payload, '$.' || ?2, ?3), updated_at = ?4 WHERE id = ?1 AND finished_at IS NULL",
+            params![id, key, value, now_s()],
+        )?;
+        Ok(())
+    }
+
     pub fn journal_finish(&mut self, id: i64, outcome: &str) -> Result<()> {
         let t = now_s();
         self.conn.execute(
@@ -833,6 +843,37 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A finished operation's row never changes again; an unfinished one records the container
+    /// it made, for an undo by id.
+    #[test]
+    fn journal_rows_change_only_while_unfinished() -> Result<()> {
+        let mut s = Store::open_in_memory()?;
+        let id = s.journal_begin("patch", "foo", &serde_json::json!({ "old": 1, "new": 2 }))?;
+        s.journal_set(id, "new_id", "abc123")?;
+        let payload = |s: &Store| -> Result<(String, serde_json::Value)> {
+            Ok(s.conn.query_row(
+                "SELECT step, payload FROM journal WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                    ))
+                },
+            )?)
+        };
+        assert_eq!(payload(&s)?.1["new_id"], "abc123");
+        assert_eq!(payload(&s)?.1["new"], 2);
+        s.journal_finish(id, "done")?;
+        s.journal_step(id, "claimed")?;
+        s.journal_set(id, "new_id", "other")?;
+        s.journal_finish(id, "undone")?;
+        let (step, p) = payload(&s)?;
+        assert_eq!(step, "done");
+        assert_eq!(p["new_id"], "abc123");
+        Ok(())
+    }
 
     #[test]
     fn migrates_to_latest_and_reopens() -> Result<()> {

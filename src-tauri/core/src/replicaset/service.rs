@@ -241,6 +241,7 @@ impl<'a> ReplicaSets<'a> {
                 ..Default::default()
             };
             let cid = self.create(&rec, &image).await?;
+            self.db(|s| s.journal_set(id, "new_id", &cid))?;
             self.step(id, "run_created")?;
             self.env.docker.start(&cid).await?;
             self.db(|s| s.rs_add_version(&rec, None))?;
@@ -260,9 +261,30 @@ impl<'a> ReplicaSets<'a> {
         }
     }
 
+    /// Removes the container an unfinished operation made: by the id the journal recorded when
+    /// it has one; else (a crash between the create and that record) the container of that name
+    /// only if its labels say it is this replicaSet's version `new`, never another's of that name.
+    async fn remove_new(&self, name: &str, new: u32, p: &serde_json::Value) -> Result<()> {
+        if let Some(id) = p["new_id"].as_str() {
+            return self.env.docker.remove(id).await;
+        }
+        if let Some(c) = self.env.docker.state(&container_name(name, new)).await? {
+            let ours = c.labels.get(super::LABEL_RS).map(String::as_str) == Some(name)
+                && c.labels.get(super::LABEL_VERSION) == Some(&new.to_string());
+            if ours {
+                self.env.docker.remove(&c.id).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A run that never got recorded leaves nothing: no container, claims or volumes.
     async fn undo_run(&self, name: &str) -> Result<()> {
-        self.env.docker.remove(&container_name(name, 1)).await?;
+        if let Some(c) = self.env.docker.state(&container_name(name, 1)).await? {
+            if c.labels.get(super::LABEL_RS).map(String::as_str) == Some(name) {
+                self.env.docker.remove(&c.id).await?;
+            }
+        }
         self.db(|s| s.release(name))?;
         files::remove_state_volumes(self.env.docker, name).await
     }
@@ -651,6 +673,7 @@ impl<'a> ReplicaSets<'a> {
                 ..Default::default()
             };
             let new_id = self.create(&rec, &from).await?;
+            self.db(|s| s.journal_set(id, "new_id", &new_id))?;
             self.step(id, "created")?;
             self.env.docker.start(&new_id).await?;
             self.step(id, "started")?;
@@ -689,7 +712,7 @@ impl<'a> ReplicaSets<'a> {
     async fn undo(&self, name: &str, p: &serde_json::Value) -> Result<()> {
         let old = p["old"].as_u64().unwrap_or(0) as u32;
         let new = p["new"].as_u64().unwrap_or(0) as u32;
-        self.env.docker.remove(&container_name(name, new)).await?;
+        self.remove_new(name, new, p).await?;
         files::remove_snapshot(self.env.docker, name, old).await?;
         let rec = self
             .db(|s| s.rs_versions(name))?
@@ -734,6 +757,7 @@ impl<'a> ReplicaSets<'a> {
                 self.db(|s| s.journal_finish(op.id, "done after restart"))?;
             } else {
                 if op.kind == "run" {
+                    self.remove_new(name, 1, &op.payload).await?;
                     self.undo_run(name).await?;
                 } else {
                     self.undo(name, &op.payload).await?;
