@@ -21,14 +21,14 @@ pub fn socket_path(flag: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_SOCKET.to_string())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRequest {
     pub name: String,
     pub spec: RsSpec,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchRequest {
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct PatchRequest {
     pub swap: Option<(Bind, Bind)>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RollbackRequest {
     pub version: u32,
@@ -46,20 +46,20 @@ pub struct RollbackRequest {
     pub config_only: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PruneRequest {
     pub keep: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PruneReply {
     pub name: String,
     pub pruned: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitRequest {
     pub image: String,
@@ -67,14 +67,14 @@ pub struct CommitRequest {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitReply {
     pub image: String,
     pub id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecRequest {
     pub command: Vec<String>,
@@ -86,7 +86,7 @@ fn default_timeout() -> u64 {
     60
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolCreateRequest {
     pub name: String,
@@ -94,7 +94,7 @@ pub struct VolCreateRequest {
     pub size: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolResizeRequest {
     pub size: String,
@@ -104,7 +104,7 @@ pub struct VolResizeRequest {
 
 /// `PUT /v1/policy/{user}` (`*`: the default row): the fields to set; absent ones keep their value,
 /// `clear` names fields to reset to the fallback.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyUpdate {
     #[serde(default)]
@@ -118,7 +118,7 @@ pub struct PolicyUpdate {
 }
 
 /// `GET /v1/policy`: every row (admins), or only the caller's (members), and the caller's limits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyView {
     pub rows: Vec<gpudeck_core::policy::PolicyRow>,
@@ -400,25 +400,87 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The OpenAPI 3.1 document of `routes()`: paths, methods, and the schema names of the
-/// TypeScript bindings (`ui/src/bindings`, generated from the same Rust types).
+/// The JSON schema of a type named in the route table (`X[]`: an array of X), its definitions
+/// collected in `g`; `None` for what is not JSON (streams, plain text).
+fn schema_of(name: &str, g: &mut schemars::SchemaGenerator) -> Option<schemars::Schema> {
+    use gpudeck_core as c;
+    if let Some(item) = name.strip_suffix("[]") {
+        let item = schema_of(item, g)?;
+        return Some(schemars::json_schema!({ "type": "array", "items": item }));
+    }
+    Some(match name {
+        "Caller" => g.subschema_for::<c::policy::Caller>(),
+        "DockerStatus" => g.subschema_for::<c::docker::DockerStatus>(),
+        "DoctorCheck" => g.subschema_for::<c::doctor::DoctorCheck>(),
+        "Settings" => g.subschema_for::<c::settings::Settings>(),
+        "GpuSnapshot" => g.subschema_for::<c::gpu::GpuSnapshot>(),
+        "Record<number, HistoryPoint[]>" => {
+            g.subschema_for::<std::collections::HashMap<u32, Vec<c::gpu::HistoryPoint>>>()
+        }
+        "PortMap" => g.subschema_for::<c::alloc::PortMap>(),
+        "string" => g.subschema_for::<String>(),
+        "number" => g.subschema_for::<u64>(),
+        "null" => g.subschema_for::<()>(),
+        "RsInfo" => g.subschema_for::<c::replicaset::RsInfo>(),
+        "VersionRecord" => g.subschema_for::<c::store::VersionRecord>(),
+        "ExecOutput" => g.subschema_for::<c::docker::ExecOutput>(),
+        "VolumeInfo" => g.subschema_for::<c::volume::VolumeInfo>(),
+        "VolumeVersion" => g.subschema_for::<c::store::VolumeVersion>(),
+        "PolicyRow" => g.subschema_for::<c::policy::PolicyRow>(),
+        "AuditEntry" => g.subschema_for::<c::policy::store::AuditEntry>(),
+        "RunRequest" => g.subschema_for::<RunRequest>(),
+        "PatchRequest" => g.subschema_for::<PatchRequest>(),
+        "RollbackRequest" => g.subschema_for::<RollbackRequest>(),
+        "PruneRequest" => g.subschema_for::<PruneRequest>(),
+        "PruneReply" => g.subschema_for::<PruneReply>(),
+        "CommitRequest" => g.subschema_for::<CommitRequest>(),
+        "CommitReply" => g.subschema_for::<CommitReply>(),
+        "ExecRequest" => g.subschema_for::<ExecRequest>(),
+        "VolCreateRequest" => g.subschema_for::<VolCreateRequest>(),
+        "VolResizeRequest" => g.subschema_for::<VolResizeRequest>(),
+        "PolicyUpdate" => g.subschema_for::<PolicyUpdate>(),
+        "PolicyView" => g.subschema_for::<PolicyView>(),
+        _ => return None,
+    })
+}
+
+/// The OpenAPI 3.1 document of `routes()`: paths and methods, and the JSON schemas of every
+/// request and reply, generated from the Rust types (the same ones the TypeScript bindings in
+/// `ui/src/bindings` come from).
 pub fn openapi() -> serde_json::Value {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    let mut g = settings.into_generator();
+    let error = g.subschema_for::<gpudeck_core::ErrorPayload>();
     let mut paths = serde_json::Map::new();
     for r in routes() {
         let entry = paths
             .entry(r.path.to_string())
             .or_insert_with(|| serde_json::json!({}));
+        let reply = match schema_of(r.reply, &mut g) {
+            Some(schema) => {
+                serde_json::json!({ "description": r.reply, "content": { "application/json": { "schema": schema } } })
+            }
+            None => {
+                let mime = if r.reply.contains('/') {
+                    r.reply
+                } else {
+                    "application/octet-stream"
+                };
+                serde_json::json!({ "description": r.reply, "content": { mime: {} } })
+            }
+        };
         let mut op = serde_json::json!({
             "summary": r.summary,
             "responses": {
-                "200": { "description": r.reply, "content": { "application/json": { "schema": { "x-gpudeck-type": r.reply } } } },
-                "default": { "description": "An error: {code, message}", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorPayload" } } } }
+                "200": reply,
+                "default": { "description": "An error: {code, message}", "content": { "application/json": { "schema": error } } }
             }
         });
-        if let Some(req) = r.request {
+        if let Some(schema) = r.request.and_then(|req| schema_of(req, &mut g)) {
             op["requestBody"] = serde_json::json!({
                 "required": true,
-                "content": { "application/json": { "schema": { "x-gpudeck-type": req } } }
+                "content": { "application/json": { "schema": schema } }
             });
         }
         let params: Vec<serde_json::Value> = r
@@ -432,13 +494,47 @@ pub fn openapi() -> serde_json::Value {
         }
         entry[r.method] = op;
     }
+    let schemas: serde_json::Map<String, serde_json::Value> =
+        g.take_definitions(true).into_iter().collect();
     serde_json::json!({
         "openapi": "3.1.0",
         "info": { "title": "GPU Deck local API", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Served by gpudeckd on its Unix socket. The caller is who the socket's peer credentials say." },
         "paths": paths,
-        "components": { "schemas": { "ErrorPayload": {
-            "type": "object", "required": ["code", "message"],
-            "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } }
+        "components": { "schemas": schemas }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every JSON route names a schema, and every `$ref` in the document resolves.
+    #[test]
+    fn the_openapi_document_is_whole() {
+        let doc = super::openapi();
+        let text = doc.to_string();
+        for r in super::routes() {
+            let json = !r.reply.contains('/') && !matches!(r.reply, "websocket" | "OpenAPI");
+            let op = &doc["paths"][r.path][r.method];
+            assert!(op.is_object(), "{} {}", r.method, r.path);
+            if json {
+                assert!(
+                    op["responses"]["200"]["content"]["application/json"]["schema"].is_object(),
+                    "{} {} has no reply schema",
+                    r.method,
+                    r.path
+                );
+            }
+            if r.request.is_some() {
+                assert!(op["requestBody"].is_object(), "{} {}", r.method, r.path);
+            }
+        }
+        for (i, _) in text.match_indices("#/components/schemas/") {
+            let name: String = text[i + 21..].chars().take_while(|c| *c != '"').collect();
+            assert!(
+                doc["components"]["schemas"][&name].is_object(),
+                "unresolved $ref {name}"
+            );
+        }
+        assert!(doc["components"]["schemas"]["RsSpec"]["properties"]["gpus"].is_object());
+    }
 }

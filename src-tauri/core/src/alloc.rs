@@ -81,7 +81,7 @@ pub fn choose_ports(
 }
 
 /// One used port of the range, and who uses it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortUse {
     pub port: u16,
@@ -90,7 +90,17 @@ pub struct PortUse {
     pub kind: PortOwnerKind,
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, ts_rs::TS, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    serde::Serialize,
+    serde::Deserialize,
+    ts_rs::TS,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PortOwnerKind {
     Replicaset,
@@ -99,7 +109,7 @@ pub enum PortOwnerKind {
 }
 
 /// The configured range at a glance.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortMap {
     pub start: u16,

@@ -22,7 +22,7 @@ const TIMEOUT_S: u64 = 300;
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
 /// What the engine says about itself, for the status indicator and `doctor`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineInfo {
     pub endpoint: String,
@@ -39,7 +39,7 @@ pub struct EngineInfo {
 }
 
 /// The connection as the UI shows it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum DockerStatus {
     Connecting {
@@ -226,7 +226,7 @@ pub struct ContainerState {
 }
 
 /// What `exec` returns.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecOutput {
     pub exit_code: i64,

@@ -9,7 +9,9 @@ use ts_rs::TS;
 use crate::docker::{DockerAdapter, EngineInfo};
 use crate::gpu::NvmlSource;
 
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, TS, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     Ok,
@@ -17,7 +19,7 @@ pub enum CheckStatus {
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DoctorCheck {
     pub id: String,

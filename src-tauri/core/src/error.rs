@@ -174,7 +174,7 @@ impl From<bollard::errors::Error> for CoreError {
 }
 
 /// What reaches the UI for any failed command: `{code, message}`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema)]
 pub struct ErrorPayload {
     pub code: String,
     pub message: String,

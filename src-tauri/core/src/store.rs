@@ -429,7 +429,7 @@ impl Store {
 }
 
 /// One stored version of a volume.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeVersion {
     pub name: String,
@@ -554,7 +554,9 @@ impl Store {
 
 /// One stored version of a replicaSet.
 // A new one starts with no snapshot and no commits: `..Default::default()`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[derive(
+    Debug, Clone, Default, serde::Serialize, serde::Deserialize, ts_rs::TS, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionRecord {
     pub name: String,

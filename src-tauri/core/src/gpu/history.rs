@@ -8,7 +8,9 @@ use super::GpuSnapshot;
 pub const HISTORY_WINDOW_MS: u64 = 10 * 60 * 1000;
 
 /// One point of a GPU's chart.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryPoint {
     #[ts(type = "number")]

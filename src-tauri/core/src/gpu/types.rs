@@ -3,7 +3,7 @@ use ts_rs::TS;
 
 /// One reading of every GPU. Each field may be `None` on its own ("N/A" in the UI): a board that
 /// lacks a sensor, or a driver that lacks a call, never fails the whole sample.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuSnapshot {
     /// Milliseconds since the Unix epoch.
@@ -16,7 +16,7 @@ pub struct GpuSnapshot {
     pub gpus: Vec<GpuReading>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum NvmlState {
     /// NVML loaded and answered.
@@ -25,7 +25,7 @@ pub enum NvmlState {
     Unavailable { reason: String },
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuReading {
     pub index: u32,
@@ -52,7 +52,7 @@ pub struct GpuReading {
     pub held_by: Vec<ContainerRef>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuProcess {
     pub pid: u32,
@@ -62,7 +62,19 @@ pub struct GpuProcess {
     pub container: Option<ContainerRef>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Serialize,
+    serde::Deserialize,
+    TS,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRef {
     pub id: String,

@@ -19,7 +19,7 @@ pub const GROUP_ADMINS: &str = "gpudeck-admin";
 /// The policy row every user without one of their own gets.
 pub const DEFAULT_ROW: &str = "*";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -29,7 +29,7 @@ pub enum Role {
 }
 
 /// Who is asking, as the kernel says (never a field of a request).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Caller {
     pub uid: u32,
@@ -125,7 +125,9 @@ pub fn role_of(uid: u32, group_names: &[String]) -> Role {
 
 /// One row of the admin's policy: a user's, or the default (`user` = `*`). `None` fields fall
 /// back to the default row, then to the built-in defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRow {
     pub user: String,
@@ -142,7 +144,7 @@ pub struct PolicyRow {
 }
 
 /// A user's limits after the fallbacks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Effective {
     pub user: String,

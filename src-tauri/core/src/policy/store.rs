@@ -9,7 +9,7 @@ use crate::store::Store;
 use crate::Result;
 
 /// One audited request: who, what, on what, and how it ended (`ok` or an error code).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     #[ts(type = "number")]

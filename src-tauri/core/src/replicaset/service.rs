@@ -38,7 +38,9 @@ pub struct Env<'a> {
     pub gpus: Vec<GpuCandidate>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, TS, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RsStatus {
     Running,
@@ -52,7 +54,7 @@ pub enum RsStatus {
     Missing,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RsInfo {
     pub name: String,

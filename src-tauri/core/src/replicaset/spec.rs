@@ -33,7 +33,7 @@ pub fn validate_name(kind: &str, name: &str) -> Result<()> {
 }
 
 /// A bind: a host path or a volume name, mounted at `dest` in the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bind {
     pub src: String,
@@ -149,7 +149,9 @@ pub fn validate_bind(b: &Bind, allow_sensitive: bool) -> Result<()> {
 }
 
 /// Everything needed to create one version's container.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RsSpec {
     pub image: String,
@@ -178,7 +180,9 @@ pub struct RsSpec {
 
 /// A host user a container runs as: `uid:gid` plus its supplementary groups, with
 /// `no-new-privileges` and every capability dropped.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RunAs {
     pub uid: u32,
@@ -247,7 +251,7 @@ pub fn validate_spec(spec: &RsSpec, allow_sensitive: bool) -> Result<()> {
 }
 
 /// One thing that changed from a version's spec to the next; the UI words it in each language.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Change {
     Gpus {

@@ -60,7 +60,7 @@ impl Backing {
     }
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeInfo {
     pub name: String,
