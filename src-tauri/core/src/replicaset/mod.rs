@@ -3,6 +3,7 @@
 mod files;
 mod service;
 mod spec;
+pub mod store;
 
 pub use service::{container_name, split_image, Env, ReplicaSets, RsInfo, RsStatus};
 pub use spec::*;

@@ -22,6 +22,7 @@
 //! `recover` undoes an operation that was not recorded and finishes one that was.
 
 mod size;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
