@@ -1,0 +1,129 @@
+//! `gpudeck policy …` and `gpudeck audit`: per-user limits and who did what.
+
+use clap::Subcommand;
+use gpudeck_api::{Client, PolicyUpdate};
+use gpudeck_core::{CoreError, Result};
+
+use super::{human_time, print_json};
+
+#[derive(Subcommand)]
+pub enum PolicyCmd {
+    /// Every user's limits (members: their own) and yours after the defaults.
+    Ls,
+    /// Sets USER's limits, or the default ones (--default). Admins only.
+    Set {
+        /// The Linux user; leave out with --default.
+        user: Option<String>,
+        /// The row every user without one of their own falls back to.
+        #[arg(long = "default", conflicts_with = "user")]
+        default: bool,
+        /// GPUs their replicaSets may hold at once.
+        #[arg(long)]
+        max_gpus: Option<u32>,
+        /// A host folder they may bind (repeat for several; replaces the list).
+        #[arg(long = "bind-root")]
+        bind_roots: Vec<String>,
+        /// Whether their containers may run as root (root-equivalent on the host with a
+        /// writable bind).
+        #[arg(long, value_parser = ["yes", "no"])]
+        root_in_container: Option<String>,
+    },
+}
+
+pub(super) async fn run(client: &Client, cmd: PolicyCmd, json: bool) -> Result<i32> {
+    match cmd {
+        PolicyCmd::Ls => {
+            let v = client.policy().await?;
+            if json {
+                print_json(&v)?;
+                return Ok(0);
+            }
+            println!("{:<16} {:>8}  {:<6} BIND ROOTS", "USER", "MAX GPUS", "ROOT");
+            for r in &v.rows {
+                println!(
+                    "{:<16} {:>8}  {:<6} {}",
+                    if r.user == "*" { "(default)" } else { &r.user },
+                    r.max_gpus
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    match r.root_in_container {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "-",
+                    },
+                    r.bind_roots
+                        .as_ref()
+                        .map(|b| b.join(","))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+            println!(
+                "you ({}): max GPUs {}, bind under {}, root in containers {}",
+                v.you.user,
+                v.you
+                    .max_gpus
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "unlimited".into()),
+                v.you.bind_roots.join(", "),
+                if v.you.root_in_container { "yes" } else { "no" }
+            );
+            Ok(0)
+        }
+        PolicyCmd::Set {
+            user,
+            default,
+            max_gpus,
+            bind_roots,
+            root_in_container,
+        } => {
+            let user = match (user, default) {
+                (_, true) => "*".to_string(),
+                (Some(u), false) => u,
+                (None, false) => {
+                    return Err(CoreError::InvalidInput {
+                        what: "policy set".into(),
+                        reason: "name a USER, or --default".into(),
+                    })
+                }
+            };
+            let row = client
+                .policy_set(
+                    &user,
+                    &PolicyUpdate {
+                        max_gpus,
+                        bind_roots: (!bind_roots.is_empty()).then_some(bind_roots),
+                        root_in_container: root_in_container.map(|v| v == "yes"),
+                        clear: vec![],
+                    },
+                )
+                .await?;
+            if json {
+                print_json(&row)?;
+            } else {
+                println!(
+                    "limits of {} saved",
+                    if user == "*" { "(default)" } else { &user }
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+pub(super) async fn audit(client: &Client, json: bool) -> Result<i32> {
+    let entries = client.audit().await?;
+    if json {
+        print_json(&entries)?;
+    } else {
+        for e in entries {
+            println!(
+                "{}  {:<12} {:<40} {}",
+                human_time(e.at),
+                e.user,
+                e.action,
+                e.outcome
+            );
+        }
+    }
+    Ok(0)
+}
