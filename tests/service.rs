@@ -539,3 +539,67 @@ fn local_runs_the_services_code_only_for_root_and_only_when_no_service_holds_the
         "{doc}"
     );
 }
+
+/// A long operation says where it is: every journaled step of a patch reaches a client of the
+/// service's event stream, in order, ending with "done".
+#[test]
+fn a_patch_streams_its_steps_as_progress() {
+    use futures_util::StreamExt;
+    let lab = Lab::new(2);
+    let rs = name("prog");
+    lab.run("alice", &rs, &["--gpus", "1"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let socket = lab.fake.socket().display().to_string();
+    let steps = rt.block_on(async {
+        let client = gpudeck_api::Client::unix(socket);
+        let mut events = client.events("/v1/events").await.unwrap();
+        let patch = {
+            let rs = rs.clone();
+            let cli = users().clone();
+            let sock = lab.fake.socket();
+            tokio::task::spawn_blocking(move || {
+                Command::new("runuser")
+                    .args(["-u", "alice", "--"])
+                    .arg(cli)
+                    .arg("--socket")
+                    .arg(sock)
+                    .args(["rs", "patch", &rs, "--gpus", "2"])
+                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                    .output()
+                    .unwrap()
+            })
+        };
+        let mut steps = vec![];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while steps.last().map(String::as_str) != Some("done") {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(Ok((ev, data)))) if ev == "progress" => {
+                    let p: Value = serde_json::from_str(&data).unwrap();
+                    if p["subject"] == rs.as_str() && p["kind"] == "patch" {
+                        steps.push(p["step"].as_str().unwrap().to_string());
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        assert!(patch.await.unwrap().status.success());
+        steps
+    });
+    let want = [
+        "begun",
+        "claimed",
+        "stopped_old",
+        "committed",
+        "created",
+        "started",
+        "recorded",
+        "done",
+    ];
+    assert_eq!(steps, want, "{steps:?}");
+    lab.ok("alice", &["rs", "rm", &rs]);
+}

@@ -20,6 +20,7 @@ import type { Caller } from "./bindings/Caller";
 import type { PolicyRow } from "./bindings/PolicyRow";
 import type { Effective } from "./bindings/Effective";
 import type { AuditEntry } from "./bindings/AuditEntry";
+import type { Progress } from "./bindings/Progress";
 
 /** `gpudeck policy ls`: the rows the caller may see and their own limits. */
 export type PolicyView = { rows: PolicyRow[]; you: Effective };
@@ -58,6 +59,8 @@ export const api = {
   onDockerStatus: (f: (s: DockerStatus) => void): Promise<UnlistenFn> =>
     listen<DockerStatus>("docker-status", (e) => f(e.payload)),
   onContainersChanged: (f: () => void): Promise<UnlistenFn> => listen<number>("containers-changed", () => f()),
+  /** Every step of a journaled operation (a patch, a resize), as the service writes it. */
+  onProgress: (f: (p: Progress) => void): Promise<UnlistenFn> => listen<Progress>("progress", (e) => f(e.payload)),
   doctor: () => invoke<DoctorCheck[]>("doctor"),
   uiReady: () => invoke<void>("ui_ready"),
   gpuHistory: () => invoke<Record<string, HistoryPoint[]>>("gpu_history"),

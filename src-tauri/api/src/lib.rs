@@ -208,7 +208,7 @@ pub fn routes() -> Vec<Route> {
         route!(
             "get",
             "/v1/events",
-            "Server-sent events `docker-status` and `containers-changed`.",
+            "Server-sent events `docker-status`, `containers-changed` and `progress` (every step of a journaled operation).",
             None,
             "text/event-stream"
         ),

@@ -54,6 +54,7 @@ mod bindings {
         crate::alloc::PortMap::export_all(&cfg).unwrap();
         crate::volume::VolumeInfo::export_all(&cfg).unwrap();
         crate::store::VolumeVersion::export_all(&cfg).unwrap();
+        crate::store::Progress::export_all(&cfg).unwrap();
         crate::policy::Caller::export_all(&cfg).unwrap();
         crate::policy::PolicyRow::export_all(&cfg).unwrap();
         crate::policy::Effective::export_all(&cfg).unwrap();

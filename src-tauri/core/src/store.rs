@@ -6,7 +6,7 @@ use std::path::Path;
 
 use std::collections::HashSet;
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::alloc::{choose_gpus, choose_ports, GpuCandidate};
 use crate::settings::PortRange;
@@ -348,6 +348,37 @@ fn owner_alive(payload: &serde_json::Value) -> bool {
     }
 }
 
+/// One step of a journaled operation as it happens: the service streams these as `progress`
+/// events, so that a long patch or resize says where it is.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS, schemars::JsonSchema)]
+pub struct Progress {
+    /// "patch", "rollback", "restart", "run", "vol-create", "vol-resize", …
+    pub kind: String,
+    /// The replicaSet or volume.
+    pub subject: String,
+    /// The step just written ("stopped_old", "committed", …; "done" or "undone" at the end).
+    pub step: String,
+}
+
+fn progress_channel() -> &'static tokio::sync::broadcast::Sender<Progress> {
+    static TX: std::sync::OnceLock<tokio::sync::broadcast::Sender<Progress>> =
+        std::sync::OnceLock::new();
+    TX.get_or_init(|| tokio::sync::broadcast::channel(256).0)
+}
+
+/// Every journaled step from now on (a slow receiver misses old ones, never blocks the writer).
+pub fn progress() -> tokio::sync::broadcast::Receiver<Progress> {
+    progress_channel().subscribe()
+}
+
+fn emit(kind: String, subject: String, step: &str) {
+    let _ = progress_channel().send(Progress {
+        kind,
+        subject,
+        step: step.to_string(),
+    });
+}
+
 /// An operation begun and not finished (the app died in the middle).
 #[derive(Debug, Clone)]
 pub struct OpenOperation {
@@ -380,14 +411,29 @@ impl Store {
             "INSERT INTO journal (kind, subject, step, payload, started_at, updated_at) VALUES (?1, ?2, 'begun', ?3, ?4, ?4)",
             params![kind, subject, payload.to_string(), t],
         )?;
+        emit(kind.into(), subject.into(), "begun");
         Ok(self.conn.last_insert_rowid())
     }
 
     pub fn journal_step(&mut self, id: i64, step: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE journal SET step = ?2, updated_at = ?3 WHERE id = ?1 AND finished_at IS NULL",
-            params![id, step, now_s()],
-        )?;
+        self.journal_update(id, step, false)
+    }
+
+    /// Sets an unfinished row's step (and finishes it), and says so on the progress channel.
+    fn journal_update(&mut self, id: i64, step: &str, finish: bool) -> Result<()> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "UPDATE journal SET step = ?2, updated_at = ?3,
+                   finished_at = CASE WHEN ?4 THEN ?3 ELSE finished_at END
+                 WHERE id = ?1 AND finished_at IS NULL RETURNING kind, subject",
+                params![id, step, now_s(), finish],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((kind, subject)) = row {
+            emit(kind, subject, step);
+        }
         Ok(())
     }
 
@@ -402,12 +448,7 @@ impl Store {
     }
 
     pub fn journal_finish(&mut self, id: i64, outcome: &str) -> Result<()> {
-        let t = now_s();
-        self.conn.execute(
-            "UPDATE journal SET step = ?2, updated_at = ?3, finished_at = ?3 WHERE id = ?1 AND finished_at IS NULL",
-            params![id, outcome, t],
-        )?;
-        Ok(())
+        self.journal_update(id, outcome, true)
     }
 
     pub fn journal_open(&self) -> Result<Vec<OpenOperation>> {
@@ -524,11 +565,12 @@ mod tests {
     use super::*;
 
     /// A finished operation's row never changes again; an unfinished one records the container
-    /// it made, for an undo by id.
+    /// it made, for an undo by id. Each step goes out on the progress channel, once.
     #[test]
     fn journal_rows_change_only_while_unfinished() -> Result<()> {
+        let mut progress = progress();
         let mut s = Store::open_in_memory()?;
-        let id = s.journal_begin("patch", "foo", &serde_json::json!({ "old": 1, "new": 2 }))?;
+        let id = s.journal_begin("patch", "jrnl", &serde_json::json!({ "old": 1, "new": 2 }))?;
         s.journal_set(id, "new_id", "abc123")?;
         let payload = |s: &Store| -> Result<(String, serde_json::Value)> {
             Ok(s.conn.query_row(
@@ -551,6 +593,13 @@ mod tests {
         let (step, p) = payload(&s)?;
         assert_eq!(step, "done");
         assert_eq!(p["new_id"], "abc123");
+        let mut seen = vec![];
+        while let Ok(p) = progress.try_recv() {
+            if p.subject == "jrnl" && p.kind == "patch" {
+                seen.push(p.step);
+            }
+        }
+        assert_eq!(seen, ["begun", "done"]);
         Ok(())
     }
 

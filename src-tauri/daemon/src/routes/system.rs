@@ -83,7 +83,8 @@ async fn images(State(d): St, Extension(c): Who) -> Api<Vec<String>> {
     Ok(Json(d.docker().await?.image_tags().await?))
 }
 
-/// `docker-status` when the engine's status changes, `containers-changed` when any container does.
+/// `docker-status` when the engine's status changes, `containers-changed` when any container does,
+/// `progress` at every step of a journaled operation (a patch, a resize).
 async fn events(
     State(d): St,
     Extension(c): Who,
@@ -100,7 +101,19 @@ async fn events(
             .event("containers-changed")
             .data(n.to_string()))
     });
-    Ok(Sse::new(futures_util::stream::select(status, changes)).keep_alive(KeepAlive::default()))
+    // Every journaled step of every operation: names and steps only, which everyone may see
+    // (like the list itself).
+    let progress = tokio_stream::wrappers::BroadcastStream::new(gpudeck_core::store::progress())
+        .filter_map(|p| async move {
+            p.ok().map(|p| {
+                Ok(Event::default()
+                    .event("progress")
+                    .json_data(p)
+                    .unwrap_or_default())
+            })
+        });
+    let all = futures_util::stream::select(futures_util::stream::select(status, changes), progress);
+    Ok(Sse::new(all).keep_alive(KeepAlive::default()))
 }
 
 async fn openapi() -> Json<serde_json::Value> {
