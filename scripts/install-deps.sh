@@ -40,6 +40,8 @@ missing=()
 for p in "${pkgs[@]}"; do
   installed "$p" || missing+=("$p")
 done
+# The package lists are refreshed before any version is read from them.
+[ ${#missing[@]} -gt 0 ] && $SUDO apt-get update -q
 # Tests only: Debian 12's qemu-system-x86 needs the qemu-utils of its own version. A machine with a
 # newer qemu-utils (bookworm-backports) gets that one changed to the matching version, said here;
 # nothing is removed.
@@ -58,7 +60,6 @@ done
 missing=(${missing[@]+${missing[@]}})
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
-  $SUDO apt-get update -q
   # --no-remove: apt stops rather than remove anything the machine has (never a package of the
   # lab's swapped out behind the admin's back).
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends --no-remove \
