@@ -3,7 +3,8 @@
 # (WebKitGTK 4.1), the Docker engine, xfsprogs (XFS-quota volumes), a CJK font (the zh-CN UI is
 # boxes without one), Rust and Node.js, and the project's npm packages.
 # With --test, also what the tests need: Xvfb, WebKitWebDriver, busybox-static, tauri-driver, and
-# qemu + kmod + cpio for the XFS-quota volume tests in a VM (tests/vm).
+# qemu + kmod + cpio for the XFS-quota volume tests in a VM (tests/vm), and Debian's docker-registry
+# and htpasswd (apache2-utils) for the image tests' registry.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok instal
 
 pkgs=(build-essential pkg-config file curl ca-certificates libwebkit2gtk-4.1-dev libssl-dev
       libayatana-appindicator3-dev librsvg2-dev xfsprogs fonts-wqy-microhei)
-[ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static qemu-system-x86 kmod cpio iproute2)
+[ $want_test = 1 ] && pkgs+=(xvfb xauth webkit2gtk-driver busybox-static qemu-system-x86 kmod cpio iproute2
+                             docker-registry apache2-utils)
 command -v node >/dev/null || pkgs+=(nodejs npm)
 
 # The Docker engine: the lab's own is used, whichever it is (Docker CE, Debian's docker.io, Moby,
@@ -67,6 +69,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: apt-get could not install ${missing[*]} without removing something; nothing was removed. Install them by hand, deciding what may go." >&2
     exit 1
   }
+fi
+
+# Tests only: the image tests start their own registry on 127.0.0.1 with its own config. The one
+# Debian's package starts listens on every interface without auth: it is stopped and disabled.
+if [ $want_test = 1 ] && [ -d /run/systemd/system ] && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  echo "install-deps: stopping and disabling the docker-registry service Debian started (it listens on every interface; the tests run their own on 127.0.0.1)"
+  $SUDO systemctl disable --now docker-registry || true
 fi
 
 # Rust: Debian's rustc is too old for Tauri 2; rustup's stable is used when cargo is missing.

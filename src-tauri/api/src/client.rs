@@ -13,6 +13,9 @@ use gpudeck_core::alloc::PortMap;
 use gpudeck_core::docker::{DockerStatus, ExecOutput};
 use gpudeck_core::doctor::DoctorCheck;
 use gpudeck_core::gpu::{GpuSnapshot, HistoryPoint};
+use gpudeck_core::image::jobs::JobView;
+use gpudeck_core::image::registry::{RemoteDeleted, RemoteImageInfo};
+use gpudeck_core::image::{ImageDetail, LocalImage, PruneReport, Registry, RegistryAdd};
 use gpudeck_core::policy::store::AuditEntry;
 use gpudeck_core::policy::{Caller, PolicyRow};
 use gpudeck_core::replicaset::{RsInfo, RsSpec};
@@ -451,5 +454,132 @@ impl Client {
     }
     pub async fn openapi(&self) -> Result<serde_json::Value> {
         self.get("/v1/openapi.json").await
+    }
+
+    pub async fn images_local(&self) -> Result<Vec<LocalImage>> {
+        self.get("/v1/images/local").await
+    }
+    pub async fn image_inspect(&self, image: &str) -> Result<ImageDetail> {
+        self.get(&format!("/v1/images/inspect?image={}", enc(image)))
+            .await
+    }
+    pub async fn image_tag(&self, source: &str, target: &str) -> Result<()> {
+        let _: serde_json::Value = self
+            .post(
+                "/v1/images/tag",
+                &TagRequest {
+                    source: source.into(),
+                    target: target.into(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+    pub async fn image_remove(&self, image: &str) -> Result<Vec<String>> {
+        self.post(
+            "/v1/images/remove",
+            &ImageRequest {
+                image: image.into(),
+            },
+        )
+        .await
+    }
+    pub async fn image_prune(&self) -> Result<PruneReport> {
+        self.call("POST", "/v1/images/prune", None).await
+    }
+    /// Starts a pull; follow it with `job_events`.
+    pub async fn image_pull(&self, image: &str) -> Result<JobView> {
+        self.post(
+            "/v1/images/pull",
+            &ImageRequest {
+                image: image.into(),
+            },
+        )
+        .await
+    }
+    pub async fn image_push(&self, image: &str) -> Result<JobView> {
+        self.post(
+            "/v1/images/push",
+            &ImageRequest {
+                image: image.into(),
+            },
+        )
+        .await
+    }
+    pub async fn rs_commit_push(&self, name: &str, image: &str, message: &str) -> Result<JobView> {
+        self.post(
+            &format!("/v1/replicasets/{}/commit-push", enc(name)),
+            &CommitRequest {
+                image: image.into(),
+                message: message.into(),
+            },
+        )
+        .await
+    }
+    pub async fn jobs(&self) -> Result<Vec<JobView>> {
+        self.get("/v1/jobs").await
+    }
+    pub async fn job(&self, id: u64) -> Result<JobView> {
+        self.get(&format!("/v1/jobs/{id}")).await
+    }
+    pub async fn job_cancel(&self, id: u64) -> Result<JobView> {
+        self.call("POST", &format!("/v1/jobs/{id}/cancel"), None)
+            .await
+    }
+    /// The job's views (at most 10 a second) until it ends; with `cancel_on_close`, dropping the
+    /// stream before then cancels the job.
+    pub async fn job_events(
+        &self,
+        id: u64,
+        cancel_on_close: bool,
+    ) -> Result<impl Stream<Item = Result<JobView>> + Send + Unpin> {
+        Ok(self
+            .events(&format!(
+                "/v1/jobs/{id}/events?cancelOnClose={cancel_on_close}"
+            ))
+            .await?
+            .map(|r| r.and_then(|(_, d)| serde_json::from_str(&d).map_err(io_err))))
+    }
+
+    pub async fn registries(&self) -> Result<Vec<Registry>> {
+        self.get("/v1/registries").await
+    }
+    pub async fn registry_add(&self, r: &RegistryAdd) -> Result<Registry> {
+        self.post("/v1/registries", r).await
+    }
+    pub async fn registry_remove(&self, name: &str) -> Result<()> {
+        let _: serde_json::Value = self
+            .call("DELETE", &format!("/v1/registries/{}", enc(name)), None)
+            .await?;
+        Ok(())
+    }
+    pub async fn registry_repositories(&self, name: &str) -> Result<Vec<String>> {
+        self.get(&format!("/v1/registries/{}/repositories", enc(name)))
+            .await
+    }
+    pub async fn registry_tags(&self, name: &str, repository: &str) -> Result<Vec<String>> {
+        self.get(&format!(
+            "/v1/registries/{}/tags?repository={}",
+            enc(name),
+            enc(repository)
+        ))
+        .await
+    }
+    pub async fn registry_info(&self, name: &str, image: &str) -> Result<RemoteImageInfo> {
+        self.get(&format!(
+            "/v1/registries/{}/info?image={}",
+            enc(name),
+            enc(image)
+        ))
+        .await
+    }
+    pub async fn registry_delete(&self, name: &str, image: &str) -> Result<RemoteDeleted> {
+        self.post(
+            &format!("/v1/registries/{}/delete", enc(name)),
+            &ImageRequest {
+                image: image.into(),
+            },
+        )
+        .await
     }
 }

@@ -125,6 +125,21 @@ pub struct PolicyView {
     pub you: gpudeck_core::policy::Effective,
 }
 
+/// `POST /v1/images/pull` and `/v1/images/push`: the image, as typed.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRequest {
+    pub image: String,
+}
+
+/// `POST /v1/images/tag`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagRequest {
+    pub source: String,
+    pub target: String,
+}
+
 /// A route: method, path, what it takes and gives, who may call it.
 pub struct Route {
     pub method: &'static str,
@@ -208,7 +223,7 @@ pub fn routes() -> Vec<Route> {
         route!(
             "get",
             "/v1/events",
-            "Server-sent events `docker-status`, `containers-changed` and `progress` (every step of a journaled operation).",
+            "Server-sent events `docker-status`, `containers-changed`, `progress` (every step of a journaled operation) and `job` (pulls and pushes; members see their own).",
             None,
             "text/event-stream"
         ),
@@ -220,6 +235,126 @@ pub fn routes() -> Vec<Route> {
             "PortMap"
         ),
         route!("get", "/v1/images", "Local image tags.", None, "string[]"),
+        route!(
+            "get",
+            "/v1/images/local",
+            "Local images with the replicaSet versions that use them (snapshots left out).",
+            None,
+            "LocalImage[]"
+        ),
+        route!(
+            "get",
+            "/v1/images/inspect",
+            "One image (`?image=REF or id`): config, layers with sizes, users.",
+            None,
+            "ImageDetail"
+        ),
+        route!(
+            "post",
+            "/v1/images/tag",
+            "Names an image anew (members: under their own name).",
+            Some("TagRequest"),
+            "null"
+        ),
+        route!(
+            "post",
+            "/v1/images/remove",
+            "Removes a tag, or the image at its last tag; refused while replicaSet versions use it.",
+            Some("ImageRequest"),
+            "string[]"
+        ),
+        route!(
+            "post",
+            "/v1/images/prune",
+            "Removes dangling images no version uses (admins).",
+            None,
+            "PruneReport"
+        ),
+        route!(
+            "post",
+            "/v1/images/pull",
+            "Starts a pull job, with the credentials of the registry of that host.",
+            Some("ImageRequest"),
+            "JobView"
+        ),
+        route!(
+            "post",
+            "/v1/images/push",
+            "Starts a push job (members: images under their own name).",
+            Some("ImageRequest"),
+            "JobView"
+        ),
+        route!(
+            "get",
+            "/v1/jobs",
+            "Pulls and pushes under way or recently ended (members: their own), newest first.",
+            None,
+            "JobView[]"
+        ),
+        route!("get", "/v1/jobs/{id}", "One job.", None, "JobView"),
+        route!(
+            "get",
+            "/v1/jobs/{id}/events",
+            "Server-sent events `job` (at most 10 a second) until it ends; `?cancelOnClose=true` cancels the job when the stream closes first.",
+            None,
+            "text/event-stream"
+        ),
+        route!(
+            "post",
+            "/v1/jobs/{id}/cancel",
+            "Cancels a job (its owner or an admin); the engine's transfer stops.",
+            None,
+            "JobView"
+        ),
+        route!(
+            "get",
+            "/v1/registries",
+            "The registries GPU Deck knows (never their passwords).",
+            None,
+            "Registry[]"
+        ),
+        route!(
+            "post",
+            "/v1/registries",
+            "Adds a registry after its login worked (admins); the password is write-only.",
+            Some("RegistryAdd"),
+            "Registry"
+        ),
+        route!(
+            "delete",
+            "/v1/registries/{name}",
+            "Forgets a registry and its password (admins).",
+            None,
+            "null"
+        ),
+        route!(
+            "get",
+            "/v1/registries/{name}/repositories",
+            "Every repository (needs the catalog scope).",
+            None,
+            "string[]"
+        ),
+        route!(
+            "get",
+            "/v1/registries/{name}/tags",
+            "The tags of `?repository=REPO`.",
+            None,
+            "string[]"
+        ),
+        route!(
+            "get",
+            "/v1/registries/{name}/info",
+            "Digest, compressed size, created and platforms of `?image=REPO:TAG`.",
+            None,
+            "RemoteImageInfo"
+        ),
+        route!(
+            "post",
+            "/v1/registries/{name}/delete",
+            "Deletes `image` (REPO:TAG) by digest, with every tag of that digest (admins).",
+            Some("ImageRequest"),
+            "RemoteDeleted"
+        ),
         route!(
             "get",
             "/v1/replicasets",
@@ -396,6 +531,13 @@ pub fn routes() -> Vec<Route> {
             None,
             "AuditEntry[]"
         ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/commit-push",
+            "Commits the replicaSet to an image and pushes it: one job, two phases.",
+            Some("CommitRequest"),
+            "JobView"
+        ),
         route!("get", "/v1/openapi.json", "This document.", None, "OpenAPI"),
     ]
 }
@@ -440,6 +582,16 @@ fn schema_of(name: &str, g: &mut schemars::SchemaGenerator) -> Option<schemars::
         "VolResizeRequest" => g.subschema_for::<VolResizeRequest>(),
         "PolicyUpdate" => g.subschema_for::<PolicyUpdate>(),
         "PolicyView" => g.subschema_for::<PolicyView>(),
+        "LocalImage" => g.subschema_for::<c::image::LocalImage>(),
+        "ImageDetail" => g.subschema_for::<c::image::ImageDetail>(),
+        "PruneReport" => g.subschema_for::<c::image::PruneReport>(),
+        "JobView" => g.subschema_for::<c::image::jobs::JobView>(),
+        "Registry" => g.subschema_for::<c::image::Registry>(),
+        "RegistryAdd" => g.subschema_for::<c::image::RegistryAdd>(),
+        "RemoteImageInfo" => g.subschema_for::<c::image::registry::RemoteImageInfo>(),
+        "RemoteDeleted" => g.subschema_for::<c::image::registry::RemoteDeleted>(),
+        "ImageRequest" => g.subschema_for::<ImageRequest>(),
+        "TagRequest" => g.subschema_for::<TagRequest>(),
         _ => return None,
     })
 }

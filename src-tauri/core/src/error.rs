@@ -87,6 +87,32 @@ pub enum CoreError {
     #[error("Another GPU Deck process (pid {pid}) holds the data folder {path}. Use the service it runs (drop --local), or stop it first.")]
     DataDirBusy { path: String, pid: String },
 
+    #[error("Could not {action} {image}: {reason}.{hint}")]
+    Transfer {
+        action: String,
+        image: String,
+        reason: String,
+        hint: String,
+    },
+
+    #[error("The image {image} is used by {users}. Delete those replicaSets, or prune those versions (`gpudeck rs prune`), first. Nothing was removed.")]
+    ImageInUse { image: String, users: String },
+
+    #[error("No registry is named \"{0}\". `gpudeck registry ls` lists them; an admin adds one with `gpudeck registry add`.")]
+    RegistryNotFound(String),
+
+    #[error("A registry named \"{0}\" already exists. Pick another name, or remove it first (`gpudeck registry rm`).")]
+    RegistryExists(String),
+
+    #[error("The registry {registry} refused the user name and password ({reason}). Check them and try again; nothing was saved.")]
+    RegistryAuth { registry: String, reason: String },
+
+    #[error("The registry {registry} answered: {reason}")]
+    Registry { registry: String, reason: String },
+
+    #[error("The {0} was cancelled; nothing more was transferred.")]
+    Cancelled(String),
+
     /// An error the service sent, as it said it.
     #[error("{message}")]
     Remote { code: String, message: String },
@@ -117,6 +143,13 @@ impl CoreError {
             CoreError::ServiceUnreachable { .. } => "service_unreachable",
             CoreError::ServiceDenied { .. } => "service_denied",
             CoreError::DataDirBusy { .. } => "data_dir_busy",
+            CoreError::Transfer { .. } => "transfer_failed",
+            CoreError::ImageInUse { .. } => "image_in_use",
+            CoreError::RegistryNotFound(_) => "registry_not_found",
+            CoreError::RegistryExists(_) => "registry_exists",
+            CoreError::RegistryAuth { .. } => "registry_auth",
+            CoreError::Registry { .. } => "registry_error",
+            CoreError::Cancelled(_) => "cancelled",
             CoreError::Remote { code, .. } => code,
         }
     }
@@ -158,9 +191,10 @@ impl CoreError {
         match self.code() {
             "invalid_input" | "invalid_setting" | "files_gone" => 400,
             "forbidden" | "not_in_group" | "gpu_limit" => 403,
-            "rs_not_found" => 404,
-            "rs_exists" | "rs_state" => 409,
-            "not_enough_gpus" | "not_enough_ports" | "image_missing" => 422,
+            "rs_not_found" | "registry_not_found" => 404,
+            "rs_exists" | "rs_state" | "image_in_use" | "registry_exists" | "cancelled" => 409,
+            "not_enough_gpus" | "not_enough_ports" | "image_missing" | "registry_auth" => 422,
+            "transfer_failed" | "registry_error" => 502,
             "docker_unreachable" | "nvml_unavailable" => 503,
             _ => 500,
         }
@@ -174,7 +208,7 @@ impl From<bollard::errors::Error> for CoreError {
 }
 
 /// What reaches the UI for any failed command: `{code, message}`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, TS, schemars::JsonSchema)]
 pub struct ErrorPayload {
     pub code: String,
     pub message: String,

@@ -7,6 +7,7 @@ pub mod docker;
 pub mod doctor;
 pub mod error;
 pub mod gpu;
+pub mod image;
 pub mod paths;
 pub mod policy;
 pub mod replicaset;
@@ -58,6 +59,14 @@ mod bindings {
         crate::policy::Caller::export_all(&cfg).unwrap();
         crate::policy::PolicyRow::export_all(&cfg).unwrap();
         crate::policy::Effective::export_all(&cfg).unwrap();
+        crate::image::LocalImage::export_all(&cfg).unwrap();
+        crate::image::ImageDetail::export_all(&cfg).unwrap();
+        crate::image::PruneReport::export_all(&cfg).unwrap();
+        crate::image::jobs::JobView::export_all(&cfg).unwrap();
+        crate::image::Registry::export_all(&cfg).unwrap();
+        crate::image::RegistryAdd::export_all(&cfg).unwrap();
+        crate::image::registry::RemoteImageInfo::export_all(&cfg).unwrap();
+        crate::image::registry::RemoteDeleted::export_all(&cfg).unwrap();
         crate::policy::store::AuditEntry::export_all(&cfg).unwrap();
     }
 

@@ -123,6 +123,15 @@ const MIGRATIONS: &[&str] = &[
         subject TEXT NOT NULL,
         outcome TEXT NOT NULL
     );",
+    // 9: registries the lab pushes to and pulls from (their passwords are sealed apart, never here).
+    "CREATE TABLE registries (
+        name       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        host       TEXT NOT NULL,
+        username   TEXT,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

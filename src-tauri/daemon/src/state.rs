@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 use gpudeck_core::alloc::GpuCandidate;
 use gpudeck_core::docker::{self, ContainerDirectory, DockerAdapter, DockerStatus};
 use gpudeck_core::gpu::{GpuSampler, NvmlSource, SamplerHandle};
+use gpudeck_core::image::jobs::Jobs;
+use gpudeck_core::image::{Images, Registries};
 use gpudeck_core::paths::{nvml_lib_from_env, DataDir};
 use gpudeck_core::policy::{self, Caller, Effective};
 use gpudeck_core::replicaset::{Env, ReplicaSets};
@@ -54,6 +56,8 @@ pub struct Daemon {
     /// Held for writing while recovery settles what a crash left; operations wait for it.
     pub ready: Arc<tokio::sync::RwLock<()>>,
     docker: tokio::sync::Mutex<Option<DockerAdapter>>,
+    /// Pulls and pushes under way (and recently ended).
+    pub jobs: Arc<Jobs>,
 }
 
 impl Daemon {
@@ -101,6 +105,7 @@ impl Daemon {
             locks: Locks::default(),
             ready: Arc::new(tokio::sync::RwLock::new(())),
             docker: tokio::sync::Mutex::new(None),
+            jobs: Arc::new(Jobs::default()),
         }))
     }
 
@@ -229,6 +234,20 @@ impl Daemon {
             store: &self.store,
             data_dir: &self.data,
             root_owner: None,
+        }
+    }
+
+    pub fn images<'a>(&'a self, docker: &'a DockerAdapter) -> Images<'a> {
+        Images {
+            docker,
+            store: &self.store,
+        }
+    }
+
+    pub fn registries(&self) -> Registries<'_> {
+        Registries {
+            store: &self.store,
+            data: &self.data,
         }
     }
 

@@ -1,7 +1,9 @@
 //! `gpudeck <command>`: the CLI, a client of gpudeckd (or, with `--local`, of the service's code in
 //! this process). Machine output with `--json` on stdout; a failure is one line on stderr and a
-//! non-zero exit. A file per domain: rs.rs, vol.rs, policy.rs, system.rs (GPUs, doctor, ports, who).
+//! non-zero exit. A file per domain: rs.rs, vol.rs, image.rs (images, registries), policy.rs,
+//! system.rs (GPUs, doctor, ports, who).
 
+mod image;
 mod policy;
 mod rs;
 mod system;
@@ -14,6 +16,7 @@ use gpudeck_api::Client;
 use gpudeck_core::paths::DataDir;
 use gpudeck_core::{CoreError, Result};
 
+pub use image::{ImageCmd, RegistryCmd};
 pub use policy::PolicyCmd;
 pub use rs::RsCmd;
 pub use system::render_gpus;
@@ -65,6 +68,20 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Local images; pull and push with per-layer progress (`gpudeck image --help`).
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// The lab's registries: add (admins), browse, delete (`gpudeck registry --help`).
+    Registry {
+        #[command(subcommand)]
+        cmd: RegistryCmd,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// The host port range containers get: who uses which port.
     Ports {
         #[arg(long)]
@@ -108,6 +125,8 @@ pub fn main(cli: Cli) -> i32 {
             Command::Doctor { json } => system::doctor(&client, json).await,
             Command::Rs { cmd, json } => rs::run(&client, cmd, json).await,
             Command::Ports { json } => system::ports(&client, json).await,
+            Command::Image { cmd, json } => image::run(&client, cmd, json).await,
+            Command::Registry { cmd, json } => image::registry(&client, cmd, json).await,
             Command::Vol { cmd, json } => vol::run(&client, cmd, json).await,
             Command::Policy { cmd, json } => policy::run(&client, cmd, json).await,
             Command::Audit { json } => policy::audit(&client, json).await,

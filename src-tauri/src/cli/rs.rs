@@ -47,6 +47,9 @@ pub enum RsCmd {
         image: String,
         #[arg(long, default_value = "")]
         message: String,
+        /// Then push it (one job, two phases, with per-layer progress).
+        #[arg(long)]
+        push: bool,
     },
     /// A new version with another GPU count and/or one bind swapped; files carried over.
     Patch {
@@ -242,6 +245,16 @@ pub(super) async fn run(client: &Client, cmd: RsCmd, json: bool) -> Result<i32> 
             name,
             image,
             message,
+            push: true,
+        } => {
+            let job = client.rs_commit_push(&name, &image, &message).await?;
+            super::image::follow(client, job, json).await
+        }
+        RsCmd::Commit {
+            name,
+            image,
+            message,
+            push: false,
         } => {
             let r = client.rs_commit(&name, &image, &message).await?;
             if json {

@@ -1,6 +1,6 @@
 //! ReplicaSets: named, versioned GPU containers.
 
-mod files;
+pub(crate) mod files;
 mod service;
 mod spec;
 pub mod store;

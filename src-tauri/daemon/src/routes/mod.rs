@@ -2,7 +2,9 @@
 //! the core; errors reach the client as `{code, message}` with a fitting HTTP status.
 
 mod gpus;
+mod images;
 mod policy;
+mod registries;
 mod replicasets;
 mod system;
 mod volumes;
@@ -58,6 +60,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(replicasets::routes())
         .merge(volumes::routes())
         .merge(policy::routes())
+        .merge(images::routes())
+        .merge(registries::routes())
         .layer(axum::middleware::from_fn_with_state(d.clone(), audit))
         .layer(axum::middleware::from_fn(crate::identity::identify))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -35,6 +35,7 @@ pub fn routes() -> Router<D> {
         .route("/v1/replicasets/{name}/rollback", post(rollback))
         .route("/v1/replicasets/{name}/prune", post(prune))
         .route("/v1/replicasets/{name}/commit", post(commit))
+        .route("/v1/replicasets/{name}/commit-push", post(commit_push))
         .route("/v1/replicasets/{name}/exec", post(exec))
         .route("/v1/replicasets/{name}/{action}", post(action))
         .route("/v1/replicasets/{name}/logs", get(logs))
@@ -247,6 +248,28 @@ async fn commit(
     policy::check_commit_target(&c, &r.image)?;
     let id = svc.commit(&name, &r.image, &r.message).await?;
     Ok(Json(CommitReply { image: r.image, id }))
+}
+
+/// Commit, then push the image: one job with two phases.
+async fn commit_push(
+    State(d): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+    Json(r): Json<CommitRequest>,
+) -> Api<gpudeck_core::image::jobs::JobView> {
+    let image = gpudeck_core::image::ImageRef::parse(&r.image)?.normalized();
+    let cx = ctx(&d).await?;
+    owned(&c, &cx.svc(&d, false), &name, "commit").await?;
+    policy::check_commit_target(&c, &image.to_string())?;
+    let auth = d.registries().auth_for(&image)?;
+    Ok(Json(super::images::start_push(
+        &d,
+        &c,
+        image,
+        auth,
+        cx.docker,
+        Some((name, r.message)),
+    )))
 }
 
 async fn exec(

@@ -84,7 +84,8 @@ async fn images(State(d): St, Extension(c): Who) -> Api<Vec<String>> {
 }
 
 /// `docker-status` when the engine's status changes, `containers-changed` when any container does,
-/// `progress` at every step of a journaled operation (a patch, a resize).
+/// `progress` at every step of a journaled operation (a patch, a resize), `job` as pulls and
+/// pushes go.
 async fn events(
     State(d): St,
     Extension(c): Who,
@@ -112,7 +113,22 @@ async fn events(
                     .unwrap_or_default())
             })
         });
-    let all = futures_util::stream::select(futures_util::stream::select(status, changes), progress);
+    // Pull and push jobs (at most 10 updates a second each): a member sees their own.
+    let (admin, uid) = (c.is_admin(), c.uid);
+    let jobs = tokio_stream::wrappers::BroadcastStream::new(d.jobs.subscribe()).filter_map(
+        move |j| async move {
+            j.ok().filter(|j| admin || j.uid == uid).map(|j| {
+                Ok(Event::default()
+                    .event("job")
+                    .json_data(j)
+                    .unwrap_or_default())
+            })
+        },
+    );
+    let all = futures_util::stream::select(
+        futures_util::stream::select(status, changes),
+        futures_util::stream::select(progress, jobs),
+    );
     Ok(Sse::new(all).keep_alive(KeepAlive::default()))
 }
 
