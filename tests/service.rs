@@ -603,3 +603,68 @@ fn a_patch_streams_its_steps_as_progress() {
     assert_eq!(steps, want, "{steps:?}");
     lab.ok("alice", &["rs", "rm", &rs]);
 }
+
+#[test]
+fn members_name_push_and_remove_only_their_own_images_and_see_only_their_jobs() {
+    let lab = Lab::new(0);
+    let n = name("img");
+    // Registries are the admin's.
+    let e = lab.refused(
+        "alice",
+        &["registry", "add", "x", "http://127.0.0.1:1", "--user", "u"],
+    );
+    assert!(e.contains("Only an admin"), "{e}");
+    // A member tags only under her own name.
+    let e = lab.refused(
+        "alice",
+        &["image", "tag", TEST_IMAGE, &format!("shared/{n}:v1")],
+    );
+    assert!(e.contains("under your own name"), "{e}");
+    let e = lab.refused(
+        "alice",
+        &["image", "tag", TEST_IMAGE, &format!("bob/{n}:v1")],
+    );
+    assert!(e.contains("alice/IMAGE:TAG"), "{e}");
+    let mine = format!("alice/{n}:v1");
+    lab.ok("alice", &["image", "tag", TEST_IMAGE, &mine]);
+    docker_ok(&["image", "inspect", &mine]);
+    // bob cannot remove it, nor push it, nor anything shared.
+    let e = lab.refused("bob", &["image", "rm", &mine]);
+    assert!(e.contains("under your own name"), "{e}");
+    let e = lab.refused("bob", &["image", "rm", TEST_IMAGE]);
+    assert!(e.contains("under your own name"), "{e}");
+    let e = lab.refused("bob", &["image", "push", &mine]);
+    assert!(e.contains("under your own name"), "{e}");
+    let e = lab.refused("bob", &["image", "prune"]);
+    assert!(e.contains("Only an admin"), "{e}");
+    // Her push to a registry that is not there fails as a job, which bob does not see.
+    let unreachable = format!("127.0.0.1:9/alice/{n}:v1");
+    lab.ok("alice", &["image", "tag", TEST_IMAGE, &unreachable]);
+    let out = lab.as_user("alice", &["image", "push", &unreachable, "--json"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Could not push"), "{err}");
+    let socket = lab.fake.socket();
+    let jobs_of = |user: &str| -> Vec<Value> {
+        let out = Command::new("runuser")
+            .args(["-u", user, "--", "curl", "-s", "--unix-socket"])
+            .arg(&socket)
+            .arg("http://gpudeck/v1/jobs")
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let alice_jobs = jobs_of("alice");
+    assert!(alice_jobs
+        .iter()
+        .any(|j| j["image"] == unreachable.as_str() && j["state"] == "failed"));
+    assert!(!jobs_of("bob").iter().any(|j| j["owner"] == "alice"));
+    assert!(jobs_of("dana").iter().any(|j| j["owner"] == "alice"));
+    // She removes her own; dana (an admin) may remove anything.
+    lab.ok("alice", &["image", "rm", &mine]);
+    lab.ok("dana", &["image", "rm", &unreachable]);
+}
