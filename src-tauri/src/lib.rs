@@ -67,6 +67,23 @@ pub fn run() -> Result<(), String> {
             commands::volumes::vol_create,
             commands::volumes::vol_resize,
             commands::volumes::vol_delete,
+            commands::images::image_list,
+            commands::images::image_inspect,
+            commands::images::image_tag,
+            commands::images::image_remove,
+            commands::images::image_prune,
+            commands::images::image_pull,
+            commands::images::image_push,
+            commands::images::rs_commit_push,
+            commands::images::job_list,
+            commands::images::job_cancel,
+            commands::images::registry_list,
+            commands::images::registry_add,
+            commands::images::registry_remove,
+            commands::images::registry_repositories,
+            commands::images::registry_tags,
+            commands::images::registry_info,
+            commands::images::registry_delete,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -9,6 +9,8 @@ import { GpusPage } from "./pages/GpusPage";
 import { PortsPage } from "./pages/PortsPage";
 import { ReplicaSetsPage } from "./pages/ReplicaSetsPage";
 import { VolumesPage } from "./pages/VolumesPage";
+import { ImagesPage } from "./pages/ImagesPage";
+import { JobsTray } from "./components/JobsTray";
 import { SettingsPage } from "./pages/SettingsPage";
 import { SystemPage } from "./pages/SystemPage";
 import { UsersPage } from "./pages/UsersPage";
@@ -19,6 +21,7 @@ const PAGES = [
   { id: "gpus", Page: GpusPage },
   { id: "replicasets", Page: ReplicaSetsPage },
   { id: "volumes", Page: VolumesPage },
+  { id: "images", Page: ImagesPage },
   { id: "ports", Page: PortsPage },
   { id: "users", Page: UsersPage },
   { id: "system", Page: SystemPage },
@@ -80,6 +83,7 @@ export function App() {
           </select>
         </header>
         <main>
+          <JobsTray />
           <Page />
         </main>
       </div>

@@ -21,6 +21,14 @@ import type { PolicyRow } from "./bindings/PolicyRow";
 import type { Effective } from "./bindings/Effective";
 import type { AuditEntry } from "./bindings/AuditEntry";
 import type { Progress } from "./bindings/Progress";
+import type { LocalImage } from "./bindings/LocalImage";
+import type { ImageDetail } from "./bindings/ImageDetail";
+import type { PruneReport } from "./bindings/PruneReport";
+import type { JobView } from "./bindings/JobView";
+import type { Registry } from "./bindings/Registry";
+import type { RegistryAdd } from "./bindings/RegistryAdd";
+import type { RemoteImageInfo } from "./bindings/RemoteImageInfo";
+import type { RemoteDeleted } from "./bindings/RemoteDeleted";
 
 /** `gpudeck policy ls`: the rows the caller may see and their own limits. */
 export type PolicyView = { rows: PolicyRow[]; you: Effective };
@@ -102,4 +110,24 @@ export const api = {
   volCreate: (name: string, size: string) => invoke<VolumeInfo>("vol_create", { name, size }),
   volResize: (name: string, size: string, moveUsers: boolean) => invoke<VolumeInfo>("vol_resize", { name, size, moveUsers }),
   volDelete: (name: string) => invoke<void>("vol_delete", { name }),
+  imageList: () => invoke<LocalImage[]>("image_list"),
+  imageInspect: (image: string) => invoke<ImageDetail>("image_inspect", { image }),
+  imageTag: (source: string, target: string) => invoke<void>("image_tag", { source, target }),
+  imageRemove: (image: string) => invoke<string[]>("image_remove", { image }),
+  imagePrune: () => invoke<PruneReport>("image_prune"),
+  /** Starts a pull; its progress comes as `job` events (onJob). */
+  imagePull: (image: string) => invoke<JobView>("image_pull", { image }),
+  imagePush: (image: string) => invoke<JobView>("image_push", { image }),
+  rsCommitPush: (name: string, image: string, message: string) => invoke<JobView>("rs_commit_push", { name, image, message }),
+  jobList: () => invoke<JobView[]>("job_list"),
+  jobCancel: (id: number) => invoke<JobView>("job_cancel", { id }),
+  /** Every update of the user's pulls and pushes (at most 10 a second a job). */
+  onJob: (f: (j: JobView) => void): Promise<UnlistenFn> => listen<JobView>("job", (e) => f(e.payload)),
+  registryList: () => invoke<Registry[]>("registry_list"),
+  registryAdd: (registry: RegistryAdd) => invoke<Registry>("registry_add", { registry }),
+  registryRemove: (name: string) => invoke<void>("registry_remove", { name }),
+  registryRepositories: (name: string) => invoke<string[]>("registry_repositories", { name }),
+  registryTags: (name: string, repository: string) => invoke<string[]>("registry_tags", { name, repository }),
+  registryInfo: (name: string, image: string) => invoke<RemoteImageInfo>("registry_info", { name, image }),
+  registryDelete: (name: string, image: string) => invoke<RemoteDeleted>("registry_delete", { name, image }),
 };

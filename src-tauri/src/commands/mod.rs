@@ -1,6 +1,7 @@
 //! Tauri command handlers: a few lines each, calling the core.
 
 pub mod gpus;
+pub mod images;
 pub mod replicasets;
 pub mod settings;
 pub mod system;
