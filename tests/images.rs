@@ -428,3 +428,133 @@ fn an_image_a_replicaset_uses_is_not_removed_and_a_tag_is() {
         .any(|u| u["replicaset"] == name.as_str()));
     json(&fake.cli(&["rs", "rm", &name, "--json"]));
 }
+
+/// Jobs as the service lists them (root: every job).
+fn jobs(fake: &FakeNvml) -> Vec<Value> {
+    let out = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(fake.socket())
+        .arg("http://gpudeck/v1/jobs")
+        .output()
+        .unwrap();
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn ending_the_cli_mid_pull_cancels_the_engines_pull() {
+    use std::io::BufRead;
+    let fake = FakeNvml::new(0);
+    let reg = Registry::start(None, true);
+    json(&cli_in(
+        &fake,
+        &[
+            "registry",
+            "add",
+            "big",
+            &format!("http://{}", reg.host()),
+            "--json",
+        ],
+        None,
+    ));
+    let image = format!("{}/team/big-{}:v1", reg.host(), std::process::id());
+    let c = unique("big");
+    docker_ok(&[
+        "run",
+        "--name",
+        &c,
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        "for i in 1 2 3 4; do head -c 60000000 /dev/urandom > /f$i; done",
+    ]);
+    docker_ok(&["commit", &c, &image]);
+    docker_ok(&["rm", &c]);
+    lines(&cli_in(&fake, &["image", "push", &image, "--json"], None));
+    docker_ok(&["rmi", &image]);
+
+    let mut child = fake
+        .cli_command(&["image", "pull", &image, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("phase"), "{first}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let t0 = std::time::Instant::now();
+    let state = loop {
+        let j = jobs(&fake)
+            .into_iter()
+            .find(|j| j["kind"] == "pull" && j["image"] == image.as_str())
+            .unwrap();
+        if j["state"] != "running" || t0.elapsed().as_secs() > 20 {
+            break j["state"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(state, "cancelled");
+    // The engine stopped too: the image never arrives.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!docker(&["image", "inspect", &image]).status.success());
+}
+
+#[test]
+fn commit_and_push_is_one_job_in_two_phases() {
+    let fake = FakeNvml::new(0);
+    let reg = Registry::start(None, true);
+    json(&cli_in(
+        &fake,
+        &[
+            "registry",
+            "add",
+            "cp",
+            &format!("http://{}", reg.host()),
+            "--json",
+        ],
+        None,
+    ));
+    let name = unique("cpush").replace('-', "");
+    json(&fake.cli(&[
+        "rs",
+        "run",
+        &name,
+        "--image",
+        TEST_IMAGE,
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo made > /made; sleep 600",
+    ]));
+    let image = format!("{}/team/{name}:v1", reg.host());
+    let ev = lines(&fake.cli(&["rs", "commit", &name, &image, "--push", "--json"]));
+    let phases: Vec<&str> = ev.iter().filter_map(|e| e["phase"].as_str()).collect();
+    assert_eq!(phases.first(), Some(&"commit"), "{ev:?}");
+    assert!(phases.contains(&"push"), "{ev:?}");
+    let digest = ev.last().unwrap()["digest"].as_str().unwrap().to_string();
+    let info = json(&cli_in(
+        &fake,
+        &[
+            "registry",
+            "info",
+            "cp",
+            &format!("team/{name}:v1"),
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(info["digest"], digest.as_str());
+    // The commit is on the replicaSet's timeline.
+    let hist = json(&fake.cli(&["rs", "history", &name, "--json"]));
+    assert!(hist.to_string().contains(&image), "{hist}");
+    json(&fake.cli(&["rs", "rm", &name, "--json"]));
+    let _ = docker(&["rmi", &image]);
+}

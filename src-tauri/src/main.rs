@@ -24,6 +24,16 @@ fn open_app() -> i32 {
 }
 
 fn main() {
+    // As a Unix tool: output piped into `head` that closes ends the CLI quietly (Rust ignores
+    // SIGPIPE and would panic on the next print). A pull or push it follows is then cancelled,
+    // as when it is interrupted.
+    // SAFETY: set once at start, before any thread; the default action needs no handler.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let args = Cli::parse();
     let code = match args.command {
         Some(_) => cli::main(args),

@@ -17,10 +17,15 @@
 //!    100 replicaSets through gpudeckd vs the same code inside the CLI (`--local`), and the
 //!    service's CPU with 10 clients streaming GPU samples.
 //!
+//! 7. Images (with `--images`, root, the engine, Debian's docker-registry): pull and push of a
+//!    ~200 MB image of several layers through GPU Deck vs `docker pull`/`docker push`, against a
+//!    fresh local registry each time; a second push (every layer exists); and the time from the
+//!    request to the first progress event a client gets.
+//!
 //! The CLI commands run against a gpudeckd the benchmark starts (beside the CLI).
 //!
 //! Usage: gpudeck-bench [--app target/release/gpudeck-app] [--seconds N]
-//!                      [--replicasets|--volumes|--service --cli target/release/gpudeck]
+//!                      [--replicasets|--volumes|--service|--images --cli target/release/gpudeck]
 //!        (needs cc, Xvfb; run from the repo root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step should stop it
 
@@ -586,6 +591,190 @@ fn volumes(cli: &Path, work: &Path) {
     );
 }
 
+/// A `docker-registry` on a free loopback port with empty storage, killed when dropped.
+struct LocalRegistry {
+    child: std::process::Child,
+    host: String,
+    dir: PathBuf,
+}
+
+impl LocalRegistry {
+    fn start(work: &Path, n: u32) -> LocalRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = work.join(format!("registry-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (apt-get install docker-registry)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        LocalRegistry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            dir,
+        }
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Pull and push of a ~200 MB image of 5 layers through GPU Deck vs the docker CLI, each against
+/// a fresh registry (so every layer really moves), alternating which goes first.
+fn images(cli: &Path, work: &Path) {
+    let svc = Service::start(cli, work, "img-data");
+    let base = "gpudeck-bench/layers:latest";
+    if !Command::new("docker")
+        .args(["image", "inspect", base])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        let mut from = IMAGE.to_string();
+        for i in 0..4 {
+            let c = format!("gpudeck-bench-layer{i}");
+            let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+            sh(Command::new("docker").args([
+                "run",
+                "--name",
+                &c,
+                &from,
+                "sh",
+                "-c",
+                &format!("head -c 50000000 /dev/urandom > /layer{i}"),
+            ]));
+            sh(Command::new("docker").args(["commit", &c, base]));
+            sh(Command::new("docker").args(["rm", "-f", &c]));
+            from = base.to_string();
+        }
+    }
+    let mut n = 0;
+    let mut round = |ours: bool| -> (f64, f64, f64) {
+        n += 1;
+        let reg = LocalRegistry::start(work, n);
+        let image = format!("{}/bench/layers:v1", reg.host);
+        sh(Command::new("docker").args(["tag", base, &image]));
+        let push = if ours {
+            timed(&mut svc.cli(cli, &["image", "push", &image, "--json"]))
+        } else {
+            timed(Command::new("docker").args(["push", "-q", &image]))
+        };
+        let again = if ours {
+            timed(&mut svc.cli(cli, &["image", "push", &image, "--json"]))
+        } else {
+            timed(Command::new("docker").args(["push", "-q", &image]))
+        };
+        sh(Command::new("docker").args(["rmi", &image]));
+        // The base image keeps the layers on disk; a pull must fetch them: remove it too.
+        let saved = sh(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", base]));
+        let tar = work.join("base.tar");
+        if !tar.exists() {
+            sh(Command::new("docker").args(["save", "-o", tar.to_str().unwrap(), base]));
+        }
+        sh(Command::new("docker").args(["rmi", base]));
+        let pull = if ours {
+            timed(&mut svc.cli(cli, &["image", "pull", &image, "--json"]))
+        } else {
+            timed(Command::new("docker").args(["pull", "-q", &image]))
+        };
+        sh(Command::new("docker").args(["rmi", &image]));
+        sh(Command::new("docker").args(["load", "-q", "-i", tar.to_str().unwrap()]));
+        let _ = saved;
+        (push, again, pull)
+    };
+    let (mut op, mut oa, mut ol, mut dp, mut da, mut dl) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..3 {
+        for ours in if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        } {
+            let (p, a, l) = round(ours);
+            if ours {
+                op.push(p);
+                oa.push(a);
+                ol.push(l);
+            } else {
+                dp.push(p);
+                da.push(a);
+                dl.push(l);
+            }
+        }
+    }
+    let (op, oa, ol, dp, da, dl) = (
+        median(op),
+        median(oa),
+        median(ol),
+        median(dp),
+        median(da),
+        median(dl),
+    );
+    println!(
+        "image push of ~200 MB in 5 layers to a local registry: GPU Deck {op:.2} s vs docker push {dp:.2} s = {:.2}x of docker's speed (target >= 0.95x)",
+        dp / op
+    );
+    println!(
+        "image pull of the same: GPU Deck {ol:.2} s vs docker pull {dl:.2} s = {:.2}x of docker's speed (target >= 0.95x)",
+        dl / ol
+    );
+    println!(
+        "second push (every layer exists): GPU Deck {oa:.2} s vs docker push {da:.2} s (target < 1 s)"
+    );
+    // First progress: from the request to the first event a client reads (the app's tray shows
+    // the same events).
+    let reg = LocalRegistry::start(work, 99);
+    let image = format!("{}/bench/layers:v1", reg.host);
+    sh(Command::new("docker").args(["tag", base, &image]));
+    let mut firsts = vec![];
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut child = svc
+            .cli(cli, &["image", "push", &image, "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        firsts.push(t.elapsed().as_secs_f64() * 1000.0);
+        let _ = child.wait();
+    }
+    sh(Command::new("docker").args(["rmi", &image]));
+    println!(
+        "first progress event after the request (CLI start included): p50 {:.0} ms (target < 500 ms on screen)",
+        median(firsts)
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -609,6 +798,11 @@ fn main() {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
         service(&cli, &work);
+    } else if args.iter().any(|a| a == "--images") {
+        let cli = arg("--cli")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
+        images(&cli, &work);
     } else if args.iter().any(|a| a == "--replicasets") {
         let cli = arg("--cli")
             .map(PathBuf::from)

@@ -338,6 +338,13 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
           onConfirm={() => op.run(() => t("rs.committing", { image }), () => api.rsCommit(rs.name, image, message), () => t("rs.committed", { image }))}
           testid="rs-commit"
         />
+        <ConfirmButton
+          label={t("rs.commitPush")}
+          question={t("rs.confirm.commitPush", { image })}
+          disabled={busy || !image}
+          onConfirm={() => op.run(() => t("img.starting", { image }), () => api.rsCommitPush(rs.name, image, message), () => t("img.pushStarted", { image }))}
+          testid="rs-commit-push"
+        />
       </div>
       {rs.spec.binds.length > 0 && <SwapBind rs={rs} op={op} />}
       <h3>{t("rs.history")}</h3>
