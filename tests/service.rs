@@ -668,3 +668,92 @@ fn members_name_push_and_remove_only_their_own_images_and_see_only_their_jobs() 
     lab.ok("alice", &["image", "rm", &mine]);
     lab.ok("dana", &["image", "rm", &unreachable]);
 }
+
+/// Writes `content` as `user`'s `~/.docker/config.json` (owned by them).
+fn docker_config(user: &str, content: &str) -> PathBuf {
+    let home = PathBuf::from(format!("/home/{user}"));
+    let dir = home.join(".docker");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("config.json");
+    std::fs::write(&f, content).unwrap();
+    let u = uid(user);
+    std::os::unix::fs::chown(&dir, Some(u), Some(u)).unwrap();
+    std::os::unix::fs::chown(&f, Some(u), Some(u)).unwrap();
+    dir
+}
+
+#[test]
+fn a_members_own_docker_login_and_credential_helper_are_used_as_her() {
+    use base64::Engine as _;
+    let lab = Lab::new(0);
+    let pass = "h3lper-pass";
+    let reg = common::registry::Registry::start(Some(("lab", pass)), true);
+    let host = reg.host();
+    let n = name("dc");
+    // alice logged in with `docker login` (an `auths` entry): her push uses it, though GPU Deck
+    // knows no registry there.
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("lab:{pass}"));
+    let alice_dir = docker_config(
+        "alice",
+        &format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    );
+    let mine = format!("{host}/alice/{n}:v1");
+    docker_ok(&["tag", TEST_IMAGE, &mine]);
+    let out = lab.as_user("alice", &["image", "push", &mine, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // bob links his config to hers: the service does not follow the link, so he gets nothing.
+    let bob_dir = PathBuf::from("/home/bob/.docker");
+    let _ = std::fs::remove_dir_all(&bob_dir);
+    std::fs::create_dir_all(&bob_dir).unwrap();
+    std::os::unix::fs::symlink(alice_dir.join("config.json"), bob_dir.join("config.json")).unwrap();
+    let his = format!("{host}/bob/{n}:v1");
+    docker_ok(&["tag", TEST_IMAGE, &his]);
+    let err = lab.refused("bob", &["image", "push", &his]);
+    assert!(err.contains("Could not push"), "{err}");
+    // bob's own credential helper, run as bob.
+    let helpers = PathBuf::from(format!("/tmp/gpudeck-helpers-{}", std::process::id()));
+    std::fs::create_dir_all(&helpers).unwrap();
+    std::fs::set_permissions(&helpers, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let seen = helpers.join("seen");
+    let helper = helpers.join("docker-credential-gdtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread host\nid -u > {seen}.tmp 2>/dev/null || true\n[ \"$1\" = get ] && printf '{{\"ServerURL\":\"%s\",\"Username\":\"lab\",\"Secret\":\"{pass}\"}}' \"$host\"\n",
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // bob may write the record next to it.
+    std::fs::set_permissions(&helpers, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let _ = std::fs::remove_dir_all(&bob_dir);
+    docker_config(
+        "bob",
+        &format!(r#"{{"credHelpers":{{"{host}":"gdtest"}}}}"#),
+    );
+    lab.fake
+        .start_service_with(&[("PATH", &format!("{}:{}", helpers.display(), rig_path()))]);
+    let out = lab.as_user("bob", &["image", "push", &his, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ran_as: u32 = std::fs::read_to_string(format!("{}.tmp", seen.display()))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(ran_as, uid("bob"), "the helper ran as bob, not as root");
+    lab.fake.start_service_with(&[]);
+    let _ = std::fs::remove_dir_all(&helpers);
+    let _ = std::fs::remove_dir_all("/home/alice/.docker");
+    let _ = std::fs::remove_dir_all("/home/bob/.docker");
+    let _ = docker(&["rmi", &mine, &his]);
+}

@@ -2,6 +2,8 @@
 //! test image, and the real Docker engine (started by tests/rig/setup.sh).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

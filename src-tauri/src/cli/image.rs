@@ -179,7 +179,8 @@ pub async fn run(client: &Client, cmd: ImageCmd, json: bool) -> Result<i32> {
 }
 
 /// Follows a job to its end: bars on a terminal, one JSON object a line with `--json` (each
-/// layer's change, then the digest). Ending the CLI (Ctrl-C) cancels the job.
+/// layer's change, then the digest), else only the result (a failure stays one line on stderr).
+/// Ending the CLI (Ctrl-C) cancels the job.
 pub async fn follow(client: &Client, job: JobView, json: bool) -> Result<i32> {
     let mut events = client.job_events(job.id, true).await?;
     let bars = (!json && std::io::stderr().is_terminal()).then(MultiProgress::new);
@@ -204,8 +205,6 @@ pub async fn follow(client: &Client, job: JobView, json: bool) -> Result<i32> {
             phase = v.phase.clone();
             if json {
                 println!("{}", serde_json::json!({ "phase": phase }));
-            } else if bars.is_none() {
-                eprintln!("{phase} {}", v.image);
             }
             seen.clear();
         }
@@ -215,7 +214,6 @@ pub async fn follow(client: &Client, job: JobView, json: bool) -> Result<i32> {
             if seen.get(&key) == Some(&now) {
                 continue;
             }
-            let status_changed = seen.get(&key).map(|s| &s.0) != Some(&l.status);
             seen.insert(key.clone(), now);
             if json {
                 println!(
@@ -240,8 +238,6 @@ pub async fn follow(client: &Client, job: JobView, json: bool) -> Result<i32> {
                 b.set_length(l.total.unwrap_or(0));
                 b.set_position(l.current);
                 b.set_message(l.status.clone());
-            } else if status_changed {
-                eprintln!("  {} {}", l.id, l.status);
             }
         }
         if let Some(b) = &overall {

@@ -5,6 +5,7 @@
 //! Snapshot images (`gpudeck-snapshot:*`, the files of replaced versions) are GPU Deck's own and
 //! left out of the list; `gpudeck rs prune` reclaims them.
 
+pub mod dockercfg;
 pub mod jobs;
 pub mod progress;
 pub mod reference;

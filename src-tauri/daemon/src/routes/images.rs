@@ -14,7 +14,7 @@ use futures_util::Stream;
 use gpudeck_api::*;
 use gpudeck_core::image::jobs::{JobKind, JobView, PUBLISH_EVERY};
 use gpudeck_core::image::progress::Direction;
-use gpudeck_core::image::{transfer, ImageDetail, ImageRef, LocalImage, PruneReport};
+use gpudeck_core::image::{dockercfg, transfer, ImageDetail, ImageRef, LocalImage, PruneReport};
 use gpudeck_core::policy::{self, Caller};
 use gpudeck_core::{CoreError, Result};
 use serde::Deserialize;
@@ -97,7 +97,7 @@ async fn prune(State(d): St, Extension(c): Who) -> Api<PruneReport> {
 async fn pull(State(d): St, Extension(c): Who, Json(r): Json<ImageRequest>) -> Api<JobView> {
     c.require_member()?;
     let image = ImageRef::parse(&r.image)?.normalized();
-    let auth = d.registries().auth_for(&image)?;
+    let auth = auth_for_caller(&d, &c, &image).await?;
     let docker = d.docker().await?;
     let view = d.jobs.start(
         JobKind::Pull,
@@ -122,7 +122,7 @@ async fn push(State(d): St, Extension(c): Who, Json(r): Json<ImageRequest>) -> A
     let docker = d.docker().await?;
     // What is not here is said now, not by a job that fails.
     d.images(&docker).inspect(&image.to_string()).await?;
-    let auth = d.registries().auth_for(&image)?;
+    let auth = auth_for_caller(&d, &c, &image).await?;
     Ok(Json(start_push(&d, &c, image, auth, docker, None)))
 }
 
@@ -162,6 +162,44 @@ pub fn start_push(
             Ok(p.digest)
         },
     )
+}
+
+/// The credentials for `image`'s registry: the caller's own `docker login` (their
+/// `~/.docker/config.json`, its helpers run as them), else those of the registry GPU Deck knows
+/// by that host, else none.
+pub async fn auth_for_caller(
+    d: &Daemon,
+    c: &Caller,
+    image: &ImageRef,
+) -> Result<Option<transfer::RegistryAuth>> {
+    let (uid, gid, home, host) = (c.uid, c.gid, c.home.clone(), image.registry().to_string());
+    let h = host.clone();
+    let own = tokio::task::spawn_blocking(move || {
+        dockercfg::login_for(
+            &dockercfg::Owner {
+                uid,
+                gid,
+                home: &home,
+            },
+            &h,
+        )
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some((username, password)) = own {
+        let serveraddress = if host == "docker.io" {
+            "https://index.docker.io/v1/".to_string()
+        } else {
+            host
+        };
+        return Ok(Some(transfer::RegistryAuth {
+            username,
+            password,
+            serveraddress,
+        }));
+    }
+    d.registries().auth_for(image)
 }
 
 fn visible(c: &Caller, j: &JobView) -> bool {

@@ -261,7 +261,7 @@ async fn commit_push(
     let cx = ctx(&d).await?;
     owned(&c, &cx.svc(&d, false), &name, "commit").await?;
     policy::check_commit_target(&c, &image.to_string())?;
-    let auth = d.registries().auth_for(&image)?;
+    let auth = super::images::auth_for_caller(&d, &c, &image).await?;
     Ok(Json(super::images::start_push(
         &d,
         &c,
