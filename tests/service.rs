@@ -757,3 +757,34 @@ fn a_members_own_docker_login_and_credential_helper_are_used_as_her() {
     let _ = std::fs::remove_dir_all("/home/bob/.docker");
     let _ = docker(&["rmi", &mine, &his]);
 }
+
+#[test]
+fn a_member_makes_tokens_only_for_herself_and_sees_only_hers() {
+    let lab = Lab::new(0);
+    let e = lab.refused("alice", &["token", "create", "--user", "bob"]);
+    assert!(e.contains("Only an admin"), "{e}");
+    let t = lab.ok(
+        "alice",
+        &["token", "create", "--user", "alice", "--name", "mine"],
+    );
+    assert!(t["token"].as_str().unwrap().starts_with("gdk_"));
+    lab.ok("dana", &["token", "create", "--user", "bob"]);
+    let mine = lab.ok("alice", &["token", "ls"]);
+    assert!(mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["user"] == "alice"));
+    assert!(!mine.to_string().contains(t["token"].as_str().unwrap()));
+    let all = lab.ok("dana", &["token", "ls"]);
+    assert!(all.as_array().unwrap().iter().any(|t| t["user"] == "bob"));
+    let bobs = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user"] == "bob")
+        .unwrap()["id"]
+        .to_string();
+    let e = lab.refused("alice", &["token", "rm", &bobs]);
+    assert!(e.contains("no such token"), "{e}");
+}

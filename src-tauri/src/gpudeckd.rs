@@ -19,6 +19,16 @@ struct Args {
     /// Where GPU Deck keeps its database, settings and volume files (made 0700).
     #[arg(long, default_value = "/var/lib/gpudeck")]
     data_dir: PathBuf,
+    /// Also serve gpu-docker-api's REST API on this TCP address (e.g. 127.0.0.1:2378), for scripts
+    /// written for it; requests need `Authorization: Bearer TOKEN` (`gpudeck token create`).
+    #[arg(long)]
+    gda_listen: Option<String>,
+    /// TLS certificate (PEM) for --gda-listen; needed on a non-loopback address.
+    #[arg(long)]
+    gda_tls_cert: Option<PathBuf>,
+    /// TLS key (PEM, PKCS#8) for --gda-listen.
+    #[arg(long)]
+    gda_tls_key: Option<PathBuf>,
 }
 
 fn main() {
@@ -40,6 +50,19 @@ fn main() {
         Err(e) => {
             eprintln!("gpudeckd: {e}");
             std::process::exit(1);
+        }
+    };
+    // A REST address it cannot honour stops it before anything starts, with the reason.
+    let gda = match args
+        .gda_listen
+        .as_deref()
+        .map(|a| gpudeck_daemon::gda::check(a, args.gda_tls_cert.clone(), args.gda_tls_key.clone()))
+        .transpose()
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("gpudeckd: {e}");
+            std::process::exit(2);
         }
     };
     let code = rt.block_on(async {
@@ -66,6 +89,27 @@ fn main() {
             }
         };
         tracing::info!("serving on {}", args.socket.display());
+        if let Some(l) = gda {
+            let addr = l.addr;
+            let (gd, tls) = (d.clone(), l.tls.is_some());
+            match tokio::net::TcpListener::bind(addr).await {
+                // Bound here first, so that a taken port stops the service with the reason.
+                Ok(probe) => drop(probe),
+                Err(e) => {
+                    eprintln!("gpudeckd: --gda-listen {addr}: {e}");
+                    return 1;
+                }
+            }
+            tokio::spawn(async move {
+                if let Err(e) = gpudeck_daemon::gda::serve(gd, l).await {
+                    tracing::error!("the gpu-docker-api REST API stopped: {e}");
+                }
+            });
+            tracing::info!(
+                "serving gpu-docker-api's REST API on {}://{addr}",
+                if tls { "https" } else { "http" }
+            );
+        }
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

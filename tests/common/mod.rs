@@ -200,8 +200,14 @@ impl FakeNvml {
     /// (Re)starts this fake's service with `env` added (e.g. GPUDECK_CRASH_AT) and waits until it
     /// answers.
     pub fn start_service_with(&self, env: &[(&str, &str)]) {
+        self.start_service_args(env, &[]);
+    }
+
+    /// (Re)starts the service with `env` added and `args` after its usual ones.
+    pub fn start_service_args(&self, env: &[(&str, &str)], args: &[&str]) {
         self.stop_service();
         let mut cmd = self.service_command();
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -17,6 +17,7 @@ use gpudeck_core::image::jobs::JobView;
 use gpudeck_core::image::registry::{RemoteDeleted, RemoteImageInfo};
 use gpudeck_core::image::{ImageDetail, LocalImage, PruneReport, Registry, RegistryAdd};
 use gpudeck_core::policy::store::AuditEntry;
+use gpudeck_core::policy::tokens::{NewToken, TokenInfo};
 use gpudeck_core::policy::{Caller, PolicyRow};
 use gpudeck_core::replicaset::{RsInfo, RsSpec};
 use gpudeck_core::settings::Settings;
@@ -581,5 +582,25 @@ impl Client {
             },
         )
         .await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.get("/v1/tokens").await
+    }
+    pub async fn token_create(&self, user: &str, name: &str) -> Result<NewToken> {
+        self.post(
+            "/v1/tokens",
+            &TokenRequest {
+                user: user.into(),
+                name: name.into(),
+            },
+        )
+        .await
+    }
+    pub async fn token_remove(&self, id: i64) -> Result<()> {
+        let _: serde_json::Value = self
+            .call("DELETE", &format!("/v1/tokens/{id}"), None)
+            .await?;
+        Ok(())
     }
 }

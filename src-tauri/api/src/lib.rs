@@ -140,6 +140,15 @@ pub struct TagRequest {
     pub target: String,
 }
 
+/// `POST /v1/tokens`: a token for `user` (admins: anyone; members: themselves).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequest {
+    pub user: String,
+    #[serde(default)]
+    pub name: String,
+}
+
 /// A route: method, path, what it takes and gives, who may call it.
 pub struct Route {
     pub method: &'static str,
@@ -538,6 +547,27 @@ pub fn routes() -> Vec<Route> {
             Some("CommitRequest"),
             "JobView"
         ),
+        route!(
+            "get",
+            "/v1/tokens",
+            "Tokens of the gpu-docker-api REST API (members: their own; never the secret).",
+            None,
+            "TokenInfo[]"
+        ),
+        route!(
+            "post",
+            "/v1/tokens",
+            "Makes a token for a user (admins: anyone; members: themselves); the secret is shown only here.",
+            Some("TokenRequest"),
+            "NewToken"
+        ),
+        route!(
+            "delete",
+            "/v1/tokens/{id}",
+            "Removes a token.",
+            None,
+            "null"
+        ),
         route!("get", "/v1/openapi.json", "This document.", None, "OpenAPI"),
     ]
 }
@@ -592,6 +622,9 @@ fn schema_of(name: &str, g: &mut schemars::SchemaGenerator) -> Option<schemars::
         "RemoteDeleted" => g.subschema_for::<c::image::registry::RemoteDeleted>(),
         "ImageRequest" => g.subschema_for::<ImageRequest>(),
         "TagRequest" => g.subschema_for::<TagRequest>(),
+        "TokenRequest" => g.subschema_for::<TokenRequest>(),
+        "TokenInfo" => g.subschema_for::<c::policy::tokens::TokenInfo>(),
+        "NewToken" => g.subschema_for::<c::policy::tokens::NewToken>(),
         _ => return None,
     })
 }

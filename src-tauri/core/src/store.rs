@@ -132,6 +132,17 @@ const MIGRATIONS: &[&str] = &[
         created_by TEXT NOT NULL,
         created_at INTEGER NOT NULL
     );",
+    // 10: bearer tokens for the gpu-docker-api REST API over TCP (no peer credentials there):
+    // each maps to a Linux user; only its SHA-256 is kept.
+    "CREATE TABLE tokens (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        hash       TEXT NOT NULL UNIQUE,
+        user       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used  INTEGER
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

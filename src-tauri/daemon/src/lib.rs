@@ -2,6 +2,7 @@
 //! connection, NVML sampling, loop devices and quotas, and serves the local API (see
 //! `gpudeck-api`) on a Unix socket; who calls is what the socket's peer credentials say.
 
+pub mod gda;
 pub mod identity;
 pub mod routes;
 pub mod state;

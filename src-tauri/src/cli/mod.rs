@@ -17,7 +17,7 @@ use gpudeck_core::paths::DataDir;
 use gpudeck_core::{CoreError, Result};
 
 pub use image::{ImageCmd, RegistryCmd};
-pub use policy::PolicyCmd;
+pub use policy::{PolicyCmd, TokenCmd};
 pub use rs::RsCmd;
 pub use system::render_gpus;
 pub use vol::VolCmd;
@@ -94,6 +94,13 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Tokens for scripts using the gpu-docker-api REST API (`gpudeckd --gda-listen`).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Who did what, newest first (admins).
     Audit {
         #[arg(long)]
@@ -130,6 +137,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Vol { cmd, json } => vol::run(&client, cmd, json).await,
             Command::Policy { cmd, json } => policy::run(&client, cmd, json).await,
             Command::Audit { json } => policy::audit(&client, json).await,
+            Command::Token { cmd, json } => policy::token(&client, cmd, json).await,
             Command::Whoami { json } => system::whoami(&client, json).await,
         }
     });

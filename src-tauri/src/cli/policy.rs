@@ -127,3 +127,71 @@ pub(super) async fn audit(client: &Client, json: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Makes a token for USER's scripts against the gpu-docker-api REST API (`gpudeckd
+    /// --gda-listen`); printed once, kept only as a hash. Admins: any user; members: themselves.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// The tokens (members: their own), never their secrets.
+    Ls,
+    /// Removes a token by its id.
+    Rm { id: i64 },
+}
+
+pub(super) async fn token(client: &Client, cmd: TokenCmd, json: bool) -> Result<i32> {
+    match cmd {
+        TokenCmd::Create { user, name } => {
+            let t = client.token_create(&user, &name).await?;
+            if json {
+                print_json(&t)?;
+            } else {
+                println!("{}", t.token);
+                eprintln!(
+                    "token {} for {}: shown only now; send it as `Authorization: Bearer TOKEN`",
+                    t.info.id, t.info.user
+                );
+            }
+            Ok(0)
+        }
+        TokenCmd::Ls => {
+            let v = client.tokens().await?;
+            if json {
+                print_json(&v)?;
+            } else if v.is_empty() {
+                println!("No tokens. Make one: gpudeck token create --user USER");
+            } else {
+                println!(
+                    "{:>4}  {:<12} {:<20} {:<12} {:<26} LAST USED",
+                    "ID", "USER", "NAME", "BY", "CREATED"
+                );
+                for t in v {
+                    println!(
+                        "{:>4}  {:<12} {:<20} {:<12} {:<26} {}",
+                        t.id,
+                        t.user,
+                        t.name,
+                        t.created_by,
+                        human_time(t.created_at),
+                        t.last_used
+                            .map(human_time)
+                            .unwrap_or_else(|| "never".into())
+                    );
+                }
+            }
+            Ok(0)
+        }
+        TokenCmd::Rm { id } => {
+            client.token_remove(id).await?;
+            if json {
+                print_json(&serde_json::json!({ "removed": id }))?;
+            }
+            Ok(0)
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! they own within the limits an admin set for them. Pure rules here; the SQL is in `store.rs`.
 
 pub mod store;
+pub mod tokens;
 
 use std::path::{Component, Path, PathBuf};
 

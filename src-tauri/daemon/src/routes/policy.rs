@@ -7,6 +7,7 @@ use axum::Extension;
 use axum::{Json, Router};
 use gpudeck_api::{PolicyUpdate, PolicyView};
 use gpudeck_core::policy::store::AuditEntry;
+use gpudeck_core::policy::tokens::{NewToken, TokenInfo};
 use gpudeck_core::policy::{self, PolicyRow};
 use gpudeck_core::CoreError;
 
@@ -18,6 +19,60 @@ pub fn routes() -> Router<std::sync::Arc<Daemon>> {
         .route("/v1/policy", get(view))
         .route("/v1/policy/{user}", put(set))
         .route("/v1/audit", get(audit))
+        .route("/v1/tokens", get(tokens).post(token_create))
+        .route("/v1/tokens/{id}", axum::routing::delete(token_remove))
+}
+
+/// Tokens for the gpu-docker-api REST API: an admin makes them for anyone, a member for
+/// themselves; each sees (and removes) the ones they may.
+async fn tokens(State(d): St, Extension(c): Who) -> Api<Vec<TokenInfo>> {
+    c.require_member()?;
+    let mine = (!c.is_admin()).then_some(c.user.as_str());
+    Ok(Json(d.db(|s| s.token_list(mine))?))
+}
+
+async fn token_create(
+    State(d): St,
+    Extension(c): Who,
+    Json(r): Json<gpudeck_api::TokenRequest>,
+) -> Api<NewToken> {
+    c.require_member()?;
+    if r.user != c.user {
+        c.require_admin("make tokens for other users")?;
+    }
+    if nix::unistd::User::from_name(&r.user)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return Err(CoreError::InvalidInput {
+            what: format!("user \"{}\"", r.user),
+            reason: "there is no Linux user of that name on this machine".into(),
+        }
+        .into());
+    }
+    if r.name.len() > 100 || r.name.chars().any(char::is_control) {
+        return Err(CoreError::InvalidInput {
+            what: "token name".into(),
+            reason: "use up to 100 characters, no control characters".into(),
+        }
+        .into());
+    }
+    Ok(Json(d.db(|s| s.token_create(&r.user, &r.name, &c.user))?))
+}
+
+async fn token_remove(State(d): St, Extension(c): Who, Path(id): Path<i64>) -> Api<()> {
+    c.require_member()?;
+    let mine = (!c.is_admin()).then_some(c.user.as_str());
+    let known = d.db(|s| s.token_list(mine))?.iter().any(|t| t.id == id);
+    if !known || !d.db(|s| s.token_remove(id))? {
+        return Err(CoreError::InvalidInput {
+            what: format!("token {id}"),
+            reason: "there is no such token of yours (`gpudeck token ls` lists them)".into(),
+        }
+        .into());
+    }
+    Ok(Json(()))
 }
 
 async fn view(State(d): St, Extension(c): Who) -> Api<PolicyView> {
