@@ -22,10 +22,14 @@
 //!    fresh local registry each time; a second push (every layer exists); and the time from the
 //!    request to the first progress event a client gets.
 //!
+//! 8. gpu-docker-api's REST API (with `--gda`, root, the engine): `GET /api/v1/replicaSet/NAME`
+//!    with 16 concurrent keep-alive clients for 10 s: requests a second and p99 latency, beside
+//!    the same lookup through the CLI (`gpudeck rs info NAME --json`).
+//!
 //! The CLI commands run against a gpudeckd the benchmark starts (beside the CLI).
 //!
 //! Usage: gpudeck-bench [--app target/release/gpudeck-app] [--seconds N]
-//!                      [--replicasets|--volumes|--service|--images --cli target/release/gpudeck]
+//!                      [--replicasets|--volumes|--service|--images|--gda --cli target/release/gpudeck]
 //!        (needs cc, Xvfb; run from the repo root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step should stop it
 
@@ -775,6 +779,132 @@ fn images(cli: &Path, work: &Path) {
     );
 }
 
+/// One keep-alive HTTP/1.1 GET, its body read to the end by Content-Length.
+fn http_get(stream: &mut std::net::TcpStream, request: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    if stream.write_all(request).is_err() {
+        return false;
+    }
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            return head.starts_with("http/1.1 200");
+        }
+    }
+}
+
+fn gda(cli: &Path, work: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let socket = work.join("gda.sock");
+    let mut child = Command::new(cli.with_file_name("gpudeckd"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--data-dir")
+        .arg(work.join("gda-data"))
+        .args(["--gda-listen", &addr])
+        .env("GPUDECK_NVML_LIB", work.join("libnvidia-ml.so.1"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("gpudeckd beside the CLI");
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gd = |args: &[&str]| {
+        let mut c = Command::new(cli);
+        c.args(args).env("GPUDECK_SOCKET", &socket);
+        c
+    };
+    sh(gd(&["rs", "run", "benchgda", "--image", IMAGE, "--"]).args(IDLE));
+    let out = sh(&mut gd(&["token", "create", "--user", "root", "--json"]));
+    let token = out
+        .split("\"token\": \"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let request = format!(
+        "GET /api/v1/replicaSet/benchgda HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    let window = Duration::from_secs(10);
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (addr, request) = (addr.clone(), request.clone());
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut failed = 0u64;
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.set_nodelay(true).ok();
+                while t0.elapsed() < window {
+                    let t = Instant::now();
+                    if http_get(&mut s, request.as_bytes()) {
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    } else {
+                        failed += 1;
+                        s = std::net::TcpStream::connect(&addr).unwrap();
+                    }
+                }
+                (lat, failed)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut failed = 0;
+    for t in threads {
+        let (l, f) = t.join().unwrap();
+        all.extend(l);
+        failed += f;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let n = all.len();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| all[((n as f64 * q) as usize).min(n - 1)];
+    let mut cli_runs = vec![];
+    for _ in 0..30 {
+        cli_runs.push(timed(&mut gd(&["rs", "info", "benchgda", "--json"])) * 1000.0);
+    }
+    let cli_p50 = median(cli_runs);
+    println!(
+        "GET /api/v1/replicaSet/NAME, 16 concurrent clients, {secs:.0} s: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {failed} failed (target >= 2000 req/s, p99 < 20 ms)",
+        n as f64 / secs,
+        p(0.5),
+        p(0.99)
+    );
+    println!(
+        "the same lookup through the CLI (gpudeck rs info NAME --json, a process each): p50 {cli_p50:.1} ms = {:.0} lookups/s one after another",
+        1000.0 / cli_p50
+    );
+    sh(&mut gd(&["rs", "rm", "benchgda"]));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -798,6 +928,11 @@ fn main() {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
         service(&cli, &work);
+    } else if args.iter().any(|a| a == "--gda") {
+        let cli = arg("--cli")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
+        gda(&cli, &work);
     } else if args.iter().any(|a| a == "--images") {
         let cli = arg("--cli")
             .map(PathBuf::from)

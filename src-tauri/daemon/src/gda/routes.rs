@@ -400,8 +400,7 @@ fn container_info(
         .iter()
         .map(|p| (format!("{p}/tcp"), json!({})))
         .collect();
-    let mut env = spec.env.clone();
-    env.push(format!("CONTAINER_VERSION={version}"));
+    let env = &spec.env;
     let devices = if gpus.is_empty() {
         json!([])
     } else {
