@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod attribution;
+pub mod catalog;
 pub mod docker;
 pub mod doctor;
 pub mod error;
