@@ -3,5 +3,7 @@
 //! compatibility check (`compat.rs`), UFDL's filter specification (`filter.rs`).
 
 pub mod compat;
+pub mod entry;
 pub mod filter;
+pub mod import;
 pub mod template;
