@@ -693,11 +693,11 @@ entries:
     #[test]
     fn export_import_export_is_byte_identical() {
         let e = sample();
-        let once = write_json(&[e.clone()]);
+        let once = write_json(std::slice::from_ref(&e));
         let back = read_file(&once).unwrap();
         assert_eq!(back.entries[0], e);
         assert_eq!(write_json(&back.entries), once);
-        let y = write_yaml(&[e.clone()]);
+        let y = write_yaml(std::slice::from_ref(&e));
         assert_eq!(read_file(&y).unwrap().entries[0], e);
         assert!(read_file("format: other\nschema: 1\nentries: []").is_err());
         assert!(
