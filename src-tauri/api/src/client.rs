@@ -10,6 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use gpudeck_core::alloc::PortMap;
+use gpudeck_core::catalog::entry::Rendered;
+use gpudeck_core::catalog::{CatalogItem, ImportFormat, Imported};
 use gpudeck_core::docker::{DockerStatus, ExecOutput};
 use gpudeck_core::doctor::DoctorCheck;
 use gpudeck_core::gpu::{GpuSnapshot, HistoryPoint};
@@ -602,5 +604,56 @@ impl Client {
             .call("DELETE", &format!("/v1/tokens/{id}"), None)
             .await?;
         Ok(())
+    }
+
+    pub async fn catalog(&self, filter: Option<&str>) -> Result<Vec<CatalogItem>> {
+        match filter {
+            Some(f) => self.get(&format!("/v1/catalog?filter={}", enc(f))).await,
+            None => self.get("/v1/catalog").await,
+        }
+    }
+    pub async fn catalog_show(&self, name: &str) -> Result<CatalogItem> {
+        self.get(&format!("/v1/catalog/{}", enc(name))).await
+    }
+    pub async fn catalog_import(&self, format: ImportFormat, text: &str) -> Result<Vec<Imported>> {
+        self.post(
+            "/v1/catalog/import",
+            &CatalogImportRequest {
+                format,
+                text: text.into(),
+            },
+        )
+        .await
+    }
+    pub async fn catalog_export(&self, names: &[String], yaml: bool) -> Result<String> {
+        self.post(
+            "/v1/catalog/export",
+            &CatalogExportRequest {
+                names: names.to_vec(),
+                yaml,
+            },
+        )
+        .await
+    }
+    pub async fn catalog_remove(&self, name: &str) -> Result<()> {
+        let _: serde_json::Value = self
+            .call("DELETE", &format!("/v1/catalog/{}", enc(name)), None)
+            .await?;
+        Ok(())
+    }
+    pub async fn catalog_render(
+        &self,
+        name: &str,
+        values: std::collections::BTreeMap<String, String>,
+    ) -> Result<Rendered> {
+        self.post(
+            &format!("/v1/catalog/{}/render", enc(name)),
+            &CatalogRenderRequest { values },
+        )
+        .await
+    }
+    pub async fn catalog_launch(&self, name: &str, r: &CatalogLaunchRequest) -> Result<RsInfo> {
+        self.post(&format!("/v1/catalog/{}/launch", enc(name)), r)
+            .await
     }
 }

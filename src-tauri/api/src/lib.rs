@@ -149,6 +149,43 @@ pub struct TokenRequest {
     pub name: String,
 }
 
+/// `POST /v1/catalog/import`: entries in one of the formats the catalog reads (admins).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogImportRequest {
+    pub format: gpudeck_core::catalog::ImportFormat,
+    pub text: String,
+}
+
+/// `POST /v1/catalog/export`: GPU Deck's file of the named entries (all when none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogExportRequest {
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub yaml: bool,
+}
+
+/// `POST /v1/catalog/{name}/render`: the form's values, `KIND.NAME` → text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogRenderRequest {
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+/// `POST /v1/catalog/{name}/launch`: a replicaSet from the entry, as the caller.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogLaunchRequest {
+    pub replicaset: String,
+    #[serde(default)]
+    pub gpus: Option<u32>,
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
 /// A route: method, path, what it takes and gives, who may call it.
 pub struct Route {
     pub method: &'static str,
@@ -568,6 +605,49 @@ pub fn routes() -> Vec<Route> {
             None,
             "null"
         ),
+        route!(
+            "get",
+            "/v1/catalog",
+            "Catalog entries with their compatibility here; `?filter=` takes UFDL's filter specification (JSON).",
+            None,
+            "CatalogItem[]"
+        ),
+        route!(
+            "post",
+            "/v1/catalog/import",
+            "Imports entries (GPU Deck's file, Argon's payload, UFDL's JSON); an edit makes a new revision (admins).",
+            Some("CatalogImportRequest"),
+            "Imported[]"
+        ),
+        route!(
+            "post",
+            "/v1/catalog/export",
+            "GPU Deck's file of the named entries (JSON, or YAML).",
+            Some("CatalogExportRequest"),
+            "string"
+        ),
+        route!("get", "/v1/catalog/{name}", "One entry, with its compatibility here.", None, "CatalogItem"),
+        route!(
+            "delete",
+            "/v1/catalog/{name}",
+            "Deletes an entry (soft), refused while a replicaSet launched from it exists (admins).",
+            None,
+            "null"
+        ),
+        route!(
+            "post",
+            "/v1/catalog/{name}/render",
+            "The argv, env (secrets masked) and binds a launch with these values would run.",
+            Some("CatalogRenderRequest"),
+            "Rendered"
+        ),
+        route!(
+            "post",
+            "/v1/catalog/{name}/launch",
+            "Launches a replicaSet from the entry, as the caller.",
+            Some("CatalogLaunchRequest"),
+            "RsInfo"
+        ),
         route!("get", "/v1/openapi.json", "This document.", None, "OpenAPI"),
     ]
 }
@@ -623,6 +703,13 @@ fn schema_of(name: &str, g: &mut schemars::SchemaGenerator) -> Option<schemars::
         "ImageRequest" => g.subschema_for::<ImageRequest>(),
         "TagRequest" => g.subschema_for::<TagRequest>(),
         "TokenRequest" => g.subschema_for::<TokenRequest>(),
+        "CatalogItem" => g.subschema_for::<c::catalog::CatalogItem>(),
+        "Imported" => g.subschema_for::<c::catalog::Imported>(),
+        "Rendered" => g.subschema_for::<c::catalog::entry::Rendered>(),
+        "CatalogImportRequest" => g.subschema_for::<CatalogImportRequest>(),
+        "CatalogExportRequest" => g.subschema_for::<CatalogExportRequest>(),
+        "CatalogRenderRequest" => g.subschema_for::<CatalogRenderRequest>(),
+        "CatalogLaunchRequest" => g.subschema_for::<CatalogLaunchRequest>(),
         "TokenInfo" => g.subschema_for::<c::policy::tokens::TokenInfo>(),
         "NewToken" => g.subschema_for::<c::policy::tokens::NewToken>(),
         _ => return None,

@@ -68,6 +68,9 @@ mod bindings {
         crate::image::RegistryAdd::export_all(&cfg).unwrap();
         crate::image::registry::RemoteImageInfo::export_all(&cfg).unwrap();
         crate::image::registry::RemoteDeleted::export_all(&cfg).unwrap();
+        crate::catalog::CatalogItem::export_all(&cfg).unwrap();
+        crate::catalog::Imported::export_all(&cfg).unwrap();
+        crate::catalog::entry::Rendered::export_all(&cfg).unwrap();
         crate::policy::store::AuditEntry::export_all(&cfg).unwrap();
     }
 

@@ -143,6 +143,24 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         last_used  INTEGER
     );",
+    // 11: the catalog: every revision of every entry (GPU Deck's file format, as JSON), soft
+    // deletes, and which replicaSet was launched from which entry, revision and image.
+    "CREATE TABLE catalog_entries (
+        name       TEXT NOT NULL,
+        revision   INTEGER NOT NULL,
+        doc        TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        deleted_at INTEGER,
+        PRIMARY KEY (name, revision)
+    );
+    CREATE TABLE catalog_launches (
+        replicaset TEXT PRIMARY KEY,
+        entry      TEXT NOT NULL,
+        revision   INTEGER NOT NULL,
+        image_id   TEXT,
+        at         INTEGER NOT NULL
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -3,6 +3,7 @@
 //! non-zero exit. A file per domain: rs.rs, vol.rs, image.rs (images, registries), policy.rs,
 //! system.rs (GPUs, doctor, ports, who).
 
+mod catalog;
 mod image;
 mod policy;
 mod rs;
@@ -16,6 +17,7 @@ use gpudeck_api::Client;
 use gpudeck_core::paths::DataDir;
 use gpudeck_core::{CoreError, Result};
 
+pub use catalog::CatalogCmd;
 pub use image::{ImageCmd, RegistryCmd};
 pub use policy::{PolicyCmd, TokenCmd};
 pub use rs::RsCmd;
@@ -82,6 +84,13 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// The catalog: launchable images with typed command templates (`gpudeck catalog --help`).
+    Catalog {
+        #[command(subcommand)]
+        cmd: CatalogCmd,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// The host port range containers get: who uses which port.
     Ports {
         #[arg(long)]
@@ -133,6 +142,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Rs { cmd, json } => rs::run(&client, cmd, json).await,
             Command::Ports { json } => system::ports(&client, json).await,
             Command::Image { cmd, json } => image::run(&client, cmd, json).await,
+            Command::Catalog { cmd, json } => catalog::run(&client, cmd, json).await,
             Command::Registry { cmd, json } => image::registry(&client, cmd, json).await,
             Command::Vol { cmd, json } => vol::run(&client, cmd, json).await,
             Command::Policy { cmd, json } => policy::run(&client, cmd, json).await,

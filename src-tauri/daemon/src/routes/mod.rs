@@ -1,6 +1,7 @@
 //! The local API's routes, a file per domain. A handler checks who may, takes its lock, and calls
 //! the core; errors reach the client as `{code, message}` with a fitting HTTP status.
 
+mod catalog;
 mod gpus;
 mod images;
 mod policy;
@@ -61,6 +62,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(volumes::routes())
         .merge(policy::routes())
         .merge(images::routes())
+        .merge(catalog::routes())
         .merge(registries::routes())
         .layer(axum::middleware::from_fn_with_state(d.clone(), audit))
         .layer(axum::middleware::from_fn(crate::identity::identify))

@@ -130,7 +130,7 @@ async fn list(State(d): St, Extension(c): Who) -> Api<Vec<RsInfo>> {
     Ok(Json(all.into_iter().map(|i| redact(&c, i)).collect()))
 }
 
-async fn run(State(d): St, Extension(c): Who, Json(r): Json<RunRequest>) -> Api<RsInfo> {
+pub(super) async fn run(State(d): St, Extension(c): Who, Json(r): Json<RunRequest>) -> Api<RsInfo> {
     c.require_member()?;
     let _ready = d.ready().await?;
     let _lock = d.locks.lock(&format!("rs:{}", r.name)).await;
