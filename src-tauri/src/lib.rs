@@ -84,6 +84,11 @@ pub fn run() -> Result<(), String> {
             commands::images::registry_tags,
             commands::images::registry_info,
             commands::images::registry_delete,
+            commands::catalog::catalog_list,
+            commands::catalog::catalog_import,
+            commands::catalog::catalog_remove,
+            commands::catalog::catalog_render,
+            commands::catalog::catalog_launch,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

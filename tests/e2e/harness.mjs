@@ -75,7 +75,7 @@ export async function startService(work, env) {
  * of its own gpudeckd (`service: false`: none, the app must say so). The app never runs as root:
  * it runs as `asUser` (default dana, an admin; alice and bob are members, carol in no group), with
  * a fresh home of its own for this setup, whose saved UI language is `language` when given. */
-export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = true, service = true, asUser = "dana", language = null } = {}) {
+export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = true, service = true, asUser = "dana", language = null, socket = null } = {}) {
   const work = mkdtempSync(join(tmpdir(), "gpudeck-e2e-"));
   execFileSync("chmod", ["755", work]);
   const fake = nvml ? fakeNvml(work, gpus, tag) : null;
@@ -89,8 +89,9 @@ export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = tr
     ...extra,
   };
   delete env.GPUDECK_DATA_DIR;
-  const svc = service ? await startService(work, env) : null;
-  env.GPUDECK_SOCKET = svc ? svc.socket : join(work, "none.sock");
+  // `socket`: the service of an earlier setup (two users on one service).
+  const svc = service && !socket ? await startService(work, env) : null;
+  env.GPUDECK_SOCKET = socket ?? (svc ? svc.socket : join(work, "none.sock"));
   const port = await freePort();
   const td = spawn("tauri-driver", ["--port", String(port), "--native-port", String(await freePort())], { env, stdio: ["ignore", "inherit", "inherit"] });
   children.push(td);
@@ -117,10 +118,13 @@ export async function setup({ gpus = 4, tag = "e2e0", env: extra = {}, nvml = tr
     work,
     launch,
     socket: env.GPUDECK_SOCKET,
-    stop: async () => {
+    stop: async ({ keepService = false } = {}) => {
       await wd.stop();
       // SIGTERM lets tauri-driver stop WebKitWebDriver; SIGKILL would orphan it and hang pipes.
       td.kill("SIGTERM");
+      if (svc && !keepService) svc.process.kill("SIGTERM");
+    },
+    stopService: () => {
       if (svc) svc.process.kill("SIGTERM");
     },
   };

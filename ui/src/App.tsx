@@ -10,6 +10,7 @@ import { PortsPage } from "./pages/PortsPage";
 import { ReplicaSetsPage } from "./pages/ReplicaSetsPage";
 import { VolumesPage } from "./pages/VolumesPage";
 import { ImagesPage } from "./pages/ImagesPage";
+import { CatalogPage } from "./pages/CatalogPage";
 import { JobsTray } from "./components/JobsTray";
 import { SettingsPage } from "./pages/SettingsPage";
 import { SystemPage } from "./pages/SystemPage";
@@ -22,6 +23,7 @@ const PAGES = [
   { id: "replicasets", Page: ReplicaSetsPage },
   { id: "volumes", Page: VolumesPage },
   { id: "images", Page: ImagesPage },
+  { id: "catalog", Page: CatalogPage },
   { id: "ports", Page: PortsPage },
   { id: "users", Page: UsersPage },
   { id: "system", Page: SystemPage },

@@ -29,6 +29,9 @@ import type { Registry } from "./bindings/Registry";
 import type { RegistryAdd } from "./bindings/RegistryAdd";
 import type { RemoteImageInfo } from "./bindings/RemoteImageInfo";
 import type { RemoteDeleted } from "./bindings/RemoteDeleted";
+import type { CatalogItem } from "./bindings/CatalogItem";
+import type { Imported } from "./bindings/Imported";
+import type { Rendered } from "./bindings/Rendered";
 
 /** `gpudeck policy ls`: the rows the caller may see and their own limits. */
 export type PolicyView = { rows: PolicyRow[]; you: Effective };
@@ -130,4 +133,12 @@ export const api = {
   registryTags: (name: string, repository: string) => invoke<string[]>("registry_tags", { name, repository }),
   registryInfo: (name: string, image: string) => invoke<RemoteImageInfo>("registry_info", { name, image }),
   registryDelete: (name: string, image: string) => invoke<RemoteDeleted>("registry_delete", { name, image }),
+  /** Entries with their compatibility here; `filter` is UFDL's filter specification (JSON). */
+  catalogList: (filter: string | null = null) => invoke<CatalogItem[]>("catalog_list", { filter }),
+  catalogImport: (format: "gpudeck" | "argon" | "ufdl", text: string) => invoke<Imported[]>("catalog_import", { format, text }),
+  catalogRemove: (name: string) => invoke<void>("catalog_remove", { name }),
+  /** The argv (and masked env, binds) a launch with these values would run; `KIND.NAME` keys. */
+  catalogRender: (name: string, values: Record<string, string>) => invoke<Rendered>("catalog_render", { name, values }),
+  catalogLaunch: (name: string, replicaset: string, gpus: number | null, values: Record<string, string>) =>
+    invoke<RsInfo>("catalog_launch", { name, replicaset, gpus, values }),
 };

@@ -1,5 +1,6 @@
 //! Tauri command handlers: a few lines each, calling the core.
 
+pub mod catalog;
 pub mod gpus;
 pub mod images;
 pub mod replicasets;
