@@ -26,10 +26,14 @@
 //!    with 16 concurrent keep-alive clients for 10 s: requests a second and p99 latency, beside
 //!    the same lookup through the CLI (`gpudeck rs info NAME --json`).
 //!
+//! 9. The catalog (with `--catalog`, root, the engine): a launch from the catalog vs `gpudeck rs
+//!    run` of the same argv; listing 5,000 entries with a filter of four expressions (the filter
+//!    in-process, and the whole `gpudeck catalog ls` through the service).
+//!
 //! The CLI commands run against a gpudeckd the benchmark starts (beside the CLI).
 //!
 //! Usage: gpudeck-bench [--app target/release/gpudeck-app] [--seconds N]
-//!                      [--replicasets|--volumes|--service|--images|--gda --cli target/release/gpudeck]
+//!                      [--replicasets|--volumes|--service|--images|--gda|--catalog --cli target/release/gpudeck]
 //!        (needs cc, Xvfb; run from the repo root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step should stop it
 
@@ -905,6 +909,107 @@ fn gda(cli: &Path, work: &Path) {
     let _ = child.wait();
 }
 
+fn catalog(cli: &Path, work: &Path) {
+    use gpudeck_core::catalog::entry::{self, Entry};
+    let svc = Service::start(cli, work, "cat-data");
+    let gd = |args: &[&str]| svc.cli(cli, args);
+    // 5,000 entries of varied fields.
+    let frameworks = ["pytorch", "tensorflow", "jax", "mxnet", "sklearn"];
+    let cudas = ["11.8", "12.1", "12.4", "12.8", "13.0"];
+    let text = |i: usize| {
+        format!(
+            r#"{{"name":"e{i}","version":"1.{i}","image":"lab/img{i}:v1","framework":"{}","cudaVersion":"{}","tasks":["{}"],"price":{},"cpuOnly":{},"gpus":{{"min":0,"max":{},"default":0}},"command":["true"]}}"#,
+            frameworks[i % 5],
+            cudas[(i / 5) % 5],
+            if i % 3 == 0 { "Train" } else { "Predict" },
+            i % 7,
+            i % 11 == 0,
+            if i % 11 == 0 { 0 } else { 8 }
+        )
+    };
+    let body = format!(
+        r#"{{"format":"gpudeck-catalog","schema":1,"entries":[{}]}}"#,
+        (0..5000).map(text).collect::<Vec<_>>().join(",")
+    );
+    let file = work.join("catalog.json");
+    std::fs::write(&file, &body).unwrap();
+    sh(&mut gd(&[
+        "catalog",
+        "import",
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    let filter = r#"{"expressions":[{"type":"exact","field":"framework","value":"PyTorch","case_insensitive":true},{"type":"compare","field":"cuda_version","operator":">=","value":"12.4"},{"type":"exact","field":"tasks","value":"Predict"},{"type":"compare","field":"price","operator":"<","value":5}],"order_by":[{"field":"name"}]}"#;
+    // The filter itself, in-process, on the same 5,000 records.
+    let file_entries: Vec<Entry> = entry::read_file(&body).unwrap().entries;
+    let records: Vec<gpudeck_core::catalog::store::EntryRecord> = file_entries
+        .into_iter()
+        .map(|e| gpudeck_core::catalog::store::EntryRecord {
+            entry: e,
+            revision: 1,
+            created_at: 0,
+            updated_at: 0,
+            created_by: "root".into(),
+            updated_by: "root".into(),
+            deleted_at: None,
+        })
+        .collect();
+    let spec = gpudeck_core::catalog::filter::FilterSpec::parse(filter).unwrap();
+    let mut inproc = vec![];
+    let mut n = 0;
+    for _ in 0..20 {
+        let all = records.clone();
+        let t = Instant::now();
+        n = gpudeck_core::catalog::select(all, &spec).unwrap().len();
+        inproc.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut through = vec![];
+    for _ in 0..10 {
+        through.push(timed(&mut gd(&["catalog", "ls", "--filter", filter, "--json"])) * 1000.0);
+    }
+    println!(
+        "catalog: 5,000 entries, a filter of four expressions ({n} match): {:.1} ms in-process (p50), {:.0} ms for the whole `gpudeck catalog ls --json` through the service (p50; reading, filtering, compatibility of each, JSON) (target < 20 ms)",
+        median(inproc),
+        median(through)
+    );
+    // Launch from the catalog vs rs run of the same argv.
+    let one = r#"{"format":"gpudeck-catalog","schema":1,"entries":[{"name":"idle","image":"gpudeck-test/busybox:latest","cpuOnly":true,"gpus":{"min":0,"max":0,"default":0},"command":["sleep","{{configs.secs}}"],"params":[{"name":"secs","kind":"config","type":"int","default":"1000000","index":0}]}]}"#;
+    let f1 = work.join("idle.json");
+    std::fs::write(&f1, one).unwrap();
+    sh(&mut gd(&[
+        "catalog",
+        "import",
+        f1.to_str().unwrap(),
+        "--json",
+    ]));
+    let (mut ours, mut plain) = (vec![], vec![]);
+    for i in 0..6 {
+        let a = format!("benchcat{i}");
+        let b = format!("benchrun{i}");
+        let run_ours = || {
+            timed(&mut gd(&[
+                "catalog", "launch", "idle", "--as", &a, "--json",
+            ]))
+        };
+        let run_plain =
+            || timed(gd(&["rs", "run", &b, "--image", IMAGE, "--json", "--"]).args(IDLE));
+        if i % 2 == 0 {
+            ours.push(run_ours());
+            plain.push(run_plain());
+        } else {
+            plain.push(run_plain());
+            ours.push(run_ours());
+        }
+        sh(&mut gd(&["rs", "rm", &a]));
+        sh(&mut gd(&["rs", "rm", &b]));
+    }
+    let (o, p) = (median(ours), median(plain));
+    println!(
+        "catalog launch vs gpudeck rs run of the same argv: {o:.2} s vs {p:.2} s = {:.2}x (target <= 1.05x)",
+        o / p
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -928,6 +1033,11 @@ fn main() {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
         service(&cli, &work);
+    } else if args.iter().any(|a| a == "--catalog") {
+        let cli = arg("--cli")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target/release/gpudeck"));
+        catalog(&cli, &work);
     } else if args.iter().any(|a| a == "--gda") {
         let cli = arg("--cli")
             .map(PathBuf::from)

@@ -23,7 +23,11 @@ use crate::state::Daemon;
 pub fn routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/v1/catalog", get(list))
-        .route("/v1/catalog/import", post(import))
+        // A lab's whole catalog in one file may pass the usual 1 MiB.
+        .route(
+            "/v1/catalog/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::max(16 << 20)),
+        )
         .route("/v1/catalog/export", post(export))
         .route("/v1/catalog/{name}", get(show).delete(remove))
         .route("/v1/catalog/{name}/render", post(render))
