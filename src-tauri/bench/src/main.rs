@@ -921,10 +921,14 @@ fn catalog(cli: &Path, work: &Path) {
             r#"{{"name":"e{i}","version":"1.{i}","image":"lab/img{i}:v1","framework":"{}","cudaVersion":"{}","tasks":["{}"],"price":{},"cpuOnly":{},"gpus":{{"min":0,"max":{},"default":0}},"command":["true"]}}"#,
             frameworks[i % 5],
             cudas[(i / 5) % 5],
-            if i % 3 == 0 { "Train" } else { "Predict" },
+            if i.is_multiple_of(3) {
+                "Train"
+            } else {
+                "Predict"
+            },
             i % 7,
-            i % 11 == 0,
-            if i % 11 == 0 { 0 } else { 8 }
+            i.is_multiple_of(11),
+            if i.is_multiple_of(11) { 0 } else { 8 }
         )
     };
     let body = format!(
@@ -993,7 +997,7 @@ fn catalog(cli: &Path, work: &Path) {
         };
         let run_plain =
             || timed(gd(&["rs", "run", &b, "--image", IMAGE, "--json", "--"]).args(IDLE));
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             ours.push(run_ours());
             plain.push(run_plain());
         } else {
