@@ -987,7 +987,7 @@ fn catalog(cli: &Path, work: &Path) {
         "--json",
     ]));
     let (mut ours, mut plain) = (vec![], vec![]);
-    for i in 0..6 {
+    for i in 0..6u32 {
         let a = format!("benchcat{i}");
         let b = format!("benchrun{i}");
         let run_ours = || {
