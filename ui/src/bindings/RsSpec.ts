@@ -22,4 +22,10 @@ owner?: string,
 /**
  * The user its processes run as (a member's own); `None`: the image's user.
  */
-runAs?: RunAs, };
+runAs?: RunAs, 
+/**
+ * Names of `env` entries that are secrets (a catalog entry's `secret` parameters): the
+ * container gets them, but every answer of the service shows them as `••••`, to the owner
+ * too (info, history, the REST API).
+ */
+secretEnv?: Array<string>, };

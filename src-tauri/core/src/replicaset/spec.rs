@@ -176,6 +176,28 @@ pub struct RsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub run_as: Option<RunAs>,
+    /// Names of `env` entries that are secrets (a catalog entry's `secret` parameters): the
+    /// container gets them, but every answer of the service shows them as `••••`, to the owner
+    /// too (info, history, the REST API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub secret_env: Option<Vec<String>>,
+}
+
+impl RsSpec {
+    /// The spec as shown: secret env values masked.
+    pub fn mask_secrets(&mut self) {
+        let Some(names) = self.secret_env.as_ref().filter(|n| !n.is_empty()) else {
+            return;
+        };
+        for e in &mut self.env {
+            if let Some((k, _)) = e.split_once('=') {
+                if names.iter().any(|n| n == k) {
+                    *e = format!("{k}=••••");
+                }
+            }
+        }
+    }
 }
 
 /// A host user a container runs as: `uid:gid` plus its supplementary groups, with

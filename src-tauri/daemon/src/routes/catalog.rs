@@ -189,10 +189,17 @@ async fn launch(
         .into());
     }
     let out = entry::render(e, &values(&r.values)?, false)?;
+    let secrets: Vec<String> = e
+        .params
+        .iter()
+        .filter(|p| p.ty == entry::ParamType::Secret)
+        .map(|p| p.name.to_uppercase())
+        .collect();
     let spec = RsSpec {
         image: e.image.clone(),
         command: out.argv,
         env: out.env,
+        secret_env: (!secrets.is_empty()).then_some(secrets),
         binds: out.binds,
         gpus,
         ..Default::default()

@@ -68,6 +68,7 @@ fn redact_spec(c: &Caller, spec: &mut RsSpec) {
     if !c.owns(spec.owner.as_deref()) {
         spec.env.clear();
     }
+    spec.mask_secrets();
 }
 
 fn redact(c: &Caller, mut i: RsInfo) -> RsInfo {
@@ -139,7 +140,7 @@ pub(super) async fn run(State(d): St, Extension(c): Who, Json(r): Json<RunReques
     let pol = apply(&d, &cx, &c, &mut spec).await?;
     let svc = cx.svc(&d, true);
     check_gpus(&c, &pol, &svc, None, spec.gpus).await?;
-    Ok(Json(svc.run(&r.name, spec).await?))
+    Ok(Json(redact(&c, svc.run(&r.name, spec).await?)))
 }
 
 async fn info(State(d): St, Extension(c): Who, Path(name): Path<String>) -> Api<RsInfo> {
@@ -190,7 +191,7 @@ async fn patch(
         let pol = d.policy_of(&c)?;
         check_gpus(&c, &pol, &svc, Some(&name), g).await?;
     }
-    Ok(Json(svc.patch(&name, p.gpus, swap).await?))
+    Ok(Json(redact(&c, svc.patch(&name, p.gpus, swap).await?)))
 }
 
 async fn rollback(
@@ -216,7 +217,10 @@ async fn rollback(
             check_gpus(&c, &pol, &svc, Some(&name), v.spec.gpus).await?;
         }
     }
-    Ok(Json(svc.rollback(&name, r.version, r.config_only).await?))
+    Ok(Json(redact(
+        &c,
+        svc.rollback(&name, r.version, r.config_only).await?,
+    )))
 }
 
 async fn prune(
@@ -300,18 +304,21 @@ async fn action(
         let pol = d.policy_of(&c)?;
         check_gpus(&c, &pol, &svc, Some(&name), cur.spec.gpus).await?;
     }
-    Ok(Json(match action.as_str() {
-        "stop" => svc.stop(&name).await?,
-        "pause" => svc.pause(&name).await?,
-        "continue" => svc.resume(&name).await?,
-        "restart" => svc.restart(&name).await?,
-        other => {
-            return Err(ApiError(CoreError::InvalidInput {
-                what: "action".into(),
-                reason: format!("unknown action \"{other}\" (stop, pause, continue, restart)"),
-            }))
-        }
-    }))
+    Ok(Json(redact(
+        &c,
+        match action.as_str() {
+            "stop" => svc.stop(&name).await?,
+            "pause" => svc.pause(&name).await?,
+            "continue" => svc.resume(&name).await?,
+            "restart" => svc.restart(&name).await?,
+            other => {
+                return Err(ApiError(CoreError::InvalidInput {
+                    what: "action".into(),
+                    reason: format!("unknown action \"{other}\" (stop, pause, continue, restart)"),
+                }))
+            }
+        },
+    )))
 }
 
 async fn delete(State(d): St, Extension(c): Who, Path(name): Path<String>) -> Api<()> {
