@@ -202,3 +202,51 @@ fn argons_payload_imports_and_says_what_it_added() {
     ]));
     assert_eq!(r["argv"][2], "--task_id=-");
 }
+
+#[test]
+fn the_check_reads_the_images_own_cuda_version() {
+    // The fake driver is 550.54.15, CUDA 12.4, one A100 (compute 8.0).
+    let fake = FakeNvml::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let n = unique("cuda").replace('-', "");
+    let img = format!("gpudeck-test/{n}:v1");
+    let c = unique("cudaimg");
+    docker_ok(&["create", "--name", &c, TEST_IMAGE, "true"]);
+    docker_ok(&["commit", "--change", "ENV CUDA_VERSION=13.0.1", &c, &img]);
+    docker_ok(&["rm", &c]);
+    let text = format!(
+        r#"{{"format":"gpudeck-catalog","schema":1,"entries":[
+        {{"name":"{n}-ok","image":"{TEST_IMAGE}","cudaVersion":"12.4","minGpuGeneration":"Ampere","command":["true"]}},
+        {{"name":"{n}-hopper","image":"{TEST_IMAGE}","cudaVersion":"12.4","minGpuGeneration":"Hopper","command":["true"]}},
+        {{"name":"{n}-own","image":"{img}","command":["true"]}}]}}"#
+    );
+    let f = write(dir.path(), "c.json", &text);
+    json(&fake.cli(&["catalog", "import", &f, "--json"]));
+    let ok = fake.cli(&["catalog", "check", &format!("{n}-ok"), "--json"]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(json(&ok)["status"], "ok");
+    let hopper = fake.cli(&["catalog", "check", &format!("{n}-hopper"), "--json"]);
+    assert_eq!(hopper.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&hopper.stdout).unwrap();
+    assert_eq!(v["status"], "blocked");
+    assert!(v["reasons"][0].as_str().unwrap().contains("Hopper"), "{v}");
+    let own: Value = serde_json::from_slice(
+        &fake
+            .cli(&["catalog", "check", &format!("{n}-own"), "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(own["status"], "blocked", "{own}");
+    assert!(
+        own["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("declares CUDA 13.0.1"),
+        "{own}"
+    );
+    assert!(
+        own["reasons"][1].as_str().unwrap().contains("580.65.06"),
+        "{own}"
+    );
+    let _ = docker(&["rmi", &img]);
+}

@@ -90,8 +90,11 @@ const DRIVERS: &[(&str, &str)] = &[
     ("10.0", "410.48"),
 ];
 
-/// The least driver that runs CUDA `cuda` fully (the first toolkit at or above it in the table).
+/// The least driver that runs CUDA `cuda` fully (the first toolkit at or above its major.minor in
+/// the table; an update release is taken as its GA).
 pub fn min_driver(cuda: &Version) -> Option<Version> {
+    let cuda = Version::parse(&format!("{}.{}", cuda.major(), cuda.at(1)))?;
+    let cuda = &cuda;
     DRIVERS
         .iter()
         .rev()
@@ -183,6 +186,27 @@ pub enum CompatStatus {
     Limited,
     Busy,
     Blocked,
+}
+
+/// The CUDA version a local image declares in its own environment: `NVIDIA_REQUIRE_CUDA`'s
+/// `cuda>=X` (what the NVIDIA toolkit checks at start), else `CUDA_VERSION`.
+pub fn image_cuda(env: &[String]) -> Option<String> {
+    let get = |k: &str| {
+        env.iter()
+            .find_map(|e| e.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+    };
+    if let Some(req) = get("NVIDIA_REQUIRE_CUDA") {
+        if let Some(v) = req
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix("cuda>="))
+            .filter(|v| Version::parse(v).is_some())
+        {
+            return Some(v.to_string());
+        }
+    }
+    get("CUDA_VERSION")
+        .filter(|v| Version::parse(v).is_some())
+        .map(str::to_string)
 }
 
 /// What an entry asks of the machine.
@@ -428,6 +452,25 @@ mod tests {
         assert!(!arch_runs_on("8.0", &v("9.0")));
         assert!(arch_runs_on("8.0+PTX", &v("9.0")));
         assert!(!arch_runs_on("9.0", &v("8.0")));
+    }
+
+    #[test]
+    fn an_images_own_cuda() {
+        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            image_cuda(&env(&["PATH=/bin", "CUDA_VERSION=12.4.1"])).as_deref(),
+            Some("12.4.1")
+        );
+        assert_eq!(
+            image_cuda(&env(&[
+                "CUDA_VERSION=12.4.1",
+                "NVIDIA_REQUIRE_CUDA=cuda>=12.4 brand=tesla,driver>=470,driver<471"
+            ]))
+            .as_deref(),
+            Some("12.4")
+        );
+        assert_eq!(image_cuda(&env(&["CUDA_VERSION=7.x"])), None);
+        assert_eq!(image_cuda(&env(&[])), None);
     }
 
     #[test]

@@ -229,6 +229,16 @@ impl Images<'_> {
         })
     }
 
+    /// The environment a local image gives its containers; None when it is not here.
+    pub async fn env_of(&self, reference: &str) -> Option<Vec<String>> {
+        self.docker
+            .client()
+            .inspect_image(reference)
+            .await
+            .ok()
+            .and_then(|i| i.config.and_then(|c| c.env))
+    }
+
     /// Gives `src` (a reference or id) the name `dest`.
     pub async fn tag(&self, src: &str, dest: &ImageRef) -> Result<()> {
         let key = lookup_key(src)?;

@@ -74,9 +74,45 @@ async fn list(
     Ok(Json(picked.into_iter().map(|r| item(&d, r)).collect()))
 }
 
+/// One entry; where its image is on this machine, the CUDA version the image itself declares
+/// (`NVIDIA_REQUIRE_CUDA`, `CUDA_VERSION`) is what is checked.
 async fn show(State(d): St, Extension(c): Who, Path(name): Path<String>) -> Api<CatalogItem> {
     c.require_member()?;
-    Ok(Json(item(&d, get_live(&d, &name)?)))
+    let rec = get_live(&d, &name)?;
+    let mut needs = catalog::needs(&rec.entry);
+    let own = match d.docker().await {
+        Ok(docker) => d
+            .images(&docker)
+            .env_of(&rec.entry.image)
+            .await
+            .and_then(|env| compat::image_cuda(&env)),
+        Err(_) => None,
+    };
+    let mut note = None;
+    if !rec.entry.cpu_only {
+        if let Some(v) = own {
+            if needs.cuda.as_deref() != Some(v.as_str()) {
+                note = Some(format!(
+                    "The image on this machine declares CUDA {v}{}; that is what is checked.",
+                    needs
+                        .cuda
+                        .as_deref()
+                        .map(|e| format!(" (the entry says {e})"))
+                        .unwrap_or_default()
+                ));
+            }
+            needs.cuda = Some(v);
+        }
+    }
+    let m = catalog::machine(&d.sampler.latest());
+    let mut compat = compat::check(&needs, &m);
+    if let Some(n) = note {
+        compat.reasons.insert(0, n);
+    }
+    Ok(Json(CatalogItem {
+        record: rec,
+        compat,
+    }))
 }
 
 async fn import(
