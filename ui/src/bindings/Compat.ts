@@ -9,4 +9,8 @@ compatible: boolean,
 /**
  * Sentences: why, and what would make it run.
  */
-reasons: Array<string>, };
+reasons: Array<string>, 
+/**
+ * The driver that would run it fully, when the driver is what stands in the way.
+ */
+needsDriver: string | null, };

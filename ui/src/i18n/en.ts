@@ -401,7 +401,7 @@ const en = {
     cpu: "CPU only",
     here: "On this workstation",
     price: "price {{price}}",
-    badge: { ok: "runs here", limited: "needs a newer driver", busy: "GPUs busy", blocked: "needs another GPU or driver", cpu: "no GPU needed" },
+    badge: { ok: "runs here", limited: "needs a newer driver", busy: "GPUs busy", blocked: "needs another GPU", cpu: "no GPU needed", driver: "needs driver ≥ {{version}}" },
     import: "Import entries",
     format: "Format",
     importHelp: "Paste the file. An edit of an existing entry makes a new revision; an invalid entry saves nothing.",

@@ -403,7 +403,7 @@ const zhCN: Messages = {
     cpu: "仅 CPU",
     here: "本工作站",
     price: "价格 {{price}}",
-    badge: { ok: "可在此运行", limited: "需要更新驱动", busy: "GPU 均被占用", blocked: "需要其他 GPU 或驱动", cpu: "无需 GPU" },
+    badge: { ok: "可在此运行", limited: "需要更新驱动", busy: "GPU 均被占用", blocked: "需要其他 GPU", cpu: "无需 GPU", driver: "需要驱动 ≥ {{version}}" },
     import: "导入条目",
     format: "格式",
     importHelp: "粘贴文件内容。修改已有条目会生成新修订版；任何条目无效时都不保存。",

@@ -78,7 +78,11 @@ export function CatalogPage() {
                   <td className="small">{e.cpuOnly ? t("cat.cpu") : e.cudaVersion ?? "—"}</td>
                   <td>
                     <span className={`badge badge-${i.compat.status}`} title={i.compat.reasons.join(" ")} data-testid="cat-badge">
-                      {e.cpuOnly ? t("cat.badge.cpu") : t(`cat.badge.${i.compat.status}`)}
+                      {e.cpuOnly
+                        ? t("cat.badge.cpu")
+                        : i.compat.status !== "ok" && i.compat.status !== "busy" && i.compat.needsDriver
+                          ? t("cat.badge.driver", { version: i.compat.needsDriver })
+                          : t(`cat.badge.${i.compat.status}`)}
                     </span>
                   </td>
                 </tr>

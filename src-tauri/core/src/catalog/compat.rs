@@ -245,6 +245,8 @@ pub struct Compat {
     pub compatible: bool,
     /// Sentences: why, and what would make it run.
     pub reasons: Vec<String>,
+    /// The driver that would run it fully, when the driver is what stands in the way.
+    pub needs_driver: Option<String>,
 }
 
 fn gpu_reason(g: &GpuFacts, n: &Needs, cuda: Option<&Version>) -> Option<String> {
@@ -301,10 +303,25 @@ fn gpu_reason(g: &GpuFacts, n: &Needs, cuda: Option<&Version>) -> Option<String>
 
 /// The check. `reasons` says why in sentences that name the driver or the GPU.
 pub fn check(n: &Needs, m: &Machine) -> Compat {
+    let driver_for = |c: &Option<Version>| -> Option<String> {
+        let c = c.as_ref()?;
+        let have = m.cuda.as_deref().and_then(Version::parse);
+        if have.is_some_and(|h| h.at_least(c)) {
+            return None;
+        }
+        min_driver(c).map(|d| d.to_string())
+    };
+    let cuda_need = n.cuda.as_deref().and_then(Version::parse);
+    let needs_driver = driver_for(&cuda_need);
     let done = |status: CompatStatus, reasons: Vec<String>| Compat {
         status,
         compatible: status == CompatStatus::Ok,
         reasons,
+        needs_driver: if n.cpu_only {
+            None
+        } else {
+            needs_driver.clone()
+        },
     };
     if n.cpu_only {
         return done(
@@ -488,6 +505,8 @@ mod tests {
         assert_eq!(check(&needs("11.8"), &m).status, CompatStatus::Ok);
         assert_eq!(check(&needs("12.4"), &m).status, CompatStatus::Ok);
         let c = check(&needs("12.8"), &m);
+        assert_eq!(c.needs_driver.as_deref(), Some("570.26"));
+        assert_eq!(check(&needs("12.4"), &m).needs_driver, None);
         assert_eq!(c.status, CompatStatus::Limited);
         assert!(c.reasons[0].contains("570.26"), "{c:?}");
         assert!(!c.compatible);
