@@ -112,6 +112,33 @@ impl DockerAdapter {
         }
     }
 
+    /// A plain connection to the engine (its Unix socket, or TCP), for the streams bollard does
+    /// not serve well: an import streamed from a tar, pull and push progress read as sent.
+    pub(crate) async fn raw_connection(&self) -> Result<Box<dyn RawConn>> {
+        let endpoint = self.endpoint();
+        let path = endpoint
+            .strip_prefix("unix://")
+            .or_else(|| endpoint.starts_with('/').then_some(endpoint));
+        Ok(match path {
+            Some(p) => Box::new(
+                tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(|e| self.unreachable(e))?,
+            ),
+            None => {
+                let addr = endpoint
+                    .trim_start_matches("tcp://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
+                Box::new(
+                    tokio::net::TcpStream::connect(addr)
+                        .await
+                        .map_err(|e| self.unreachable(e))?,
+                )
+            }
+        })
+    }
+
     /// Pings, agrees on an API version both sides speak, and reads the engine's facts.
     pub async fn connect(self) -> Result<DockerAdapter> {
         self.docker.ping().await.map_err(|e| self.unreachable(e))?;
@@ -267,6 +294,13 @@ fn summary_name(names: Option<Vec<String>>) -> String {
 }
 
 /// `Ok(None)` when the engine answers `status` (already done, or not there), else the answer.
+/// A byte stream to the engine (Unix socket or TCP).
+pub(crate) trait RawConn:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> RawConn for T {}
+
 pub(crate) fn tolerate<T>(
     r: std::result::Result<T, bollard::errors::Error>,
     status: u16,

@@ -12,7 +12,8 @@ use crate::alloc::{choose_gpus, choose_ports, GpuCandidate};
 use crate::settings::PortRange;
 use crate::{CoreError, Result};
 
-fn now_s() -> i64 {
+/// Seconds since the epoch (0 if the clock is before it): every stored time.
+pub(crate) fn now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -53,15 +53,15 @@ pub fn lock_data_dir(data: &DataDir) -> Result<DataLock> {
     }
 }
 
-/// The service's router run in this process, for `gpudeck --local` (root, when no service runs):
-/// the same routes and rules, the caller being this process's user.
-pub struct InProcess {
-    router: axum::Router,
-    caller: Caller,
-    _lock: DataLock,
+/// The service's router run in this process as one caller: the same routes, rules, locks and
+/// audit as the socket. The REST API (`gda`) calls it as a token's user.
+#[derive(Clone)]
+pub struct AsCaller {
+    pub router: axum::Router,
+    pub caller: Caller,
 }
 
-impl Transport for InProcess {
+impl Transport for AsCaller {
     fn send(
         &self,
         req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
@@ -79,6 +79,22 @@ impl Transport for InProcess {
     }
 }
 
+/// `gpudeck --local` (root, when no service runs): the router in this process as this process's
+/// user, holding the data folder's lock.
+pub struct InProcess {
+    inner: AsCaller,
+    _lock: DataLock,
+}
+
+impl Transport for InProcess {
+    fn send(
+        &self,
+        req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> BoxFuture<'_, Result<hyper::Response<Body>>> {
+        self.inner.send(req)
+    }
+}
+
 /// `--local`: takes the data folder (refused while a service holds it), settles what a crash
 /// left, and gives a client that runs every request in this process.
 pub async fn local(data: DataDir) -> Result<Client> {
@@ -88,8 +104,10 @@ pub async fn local(data: DataDir) -> Result<Client> {
     d.recover(all).await;
     let uid = nix::unistd::getuid().as_raw();
     Ok(Client::with_transport(Arc::new(InProcess {
-        router: routes::router(d),
-        caller: identity::caller_of(uid),
+        inner: AsCaller {
+            router: routes::router(d),
+            caller: identity::caller_of(uid),
+        },
         _lock: lock,
     })))
 }

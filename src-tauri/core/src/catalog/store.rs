@@ -4,7 +4,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::entry::Entry;
-use crate::store::Store;
+use crate::store::{now_s, Store};
 use crate::{CoreError, Result};
 
 /// An entry's latest revision, with when and by whom.
@@ -25,13 +25,6 @@ pub struct EntryRecord {
 
 /// revision, doc, updated at, updated by, deleted at, created at, created by.
 type Row = (u32, String, i64, String, Option<i64>, i64, String);
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 fn parse(doc: &str) -> Result<Entry> {
     serde_json::from_str(doc).map_err(|e| CoreError::Io {

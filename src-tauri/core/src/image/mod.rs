@@ -472,10 +472,7 @@ impl Registries<'_> {
             host: registry::host_of(&url),
             username: user,
             created_by: by.to_string(),
-            created_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
+            created_at: crate::store::now_s(),
         };
         if let Some(p) = r.password.as_deref().filter(|p| !p.is_empty()) {
             self.secrets().put(&rec.name, p)?;

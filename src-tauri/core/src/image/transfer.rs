@@ -36,44 +36,13 @@ fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
-
-async fn connect(endpoint: &str) -> Result<Box<dyn Conn>> {
-    let unreachable = |e: std::io::Error| CoreError::DockerUnreachable {
-        endpoint: endpoint.to_string(),
-        reason: e.to_string(),
-    };
-    let path = endpoint
-        .strip_prefix("unix://")
-        .or_else(|| endpoint.starts_with('/').then_some(endpoint));
-    Ok(match path {
-        Some(p) => Box::new(
-            tokio::net::UnixStream::connect(p)
-                .await
-                .map_err(unreachable)?,
-        ),
-        None => {
-            let addr = endpoint
-                .trim_start_matches("tcp://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/');
-            Box::new(
-                tokio::net::TcpStream::connect(addr)
-                    .await
-                    .map_err(unreachable)?,
-            )
-        }
-    })
-}
-
 /// `POST path` to the engine; the objects of its streamed answer, one at a time.
 async fn engine_stream(
     d: &DockerAdapter,
     path: &str,
     auth: &str,
 ) -> Result<impl Stream<Item = Result<EngineEvent>> + Send + Unpin> {
-    let conn = connect(d.endpoint()).await?;
+    let conn = d.raw_connection().await?;
     let io = hyper_util::rt::TokioIo::new(conn);
     let lost = |e: hyper::Error| CoreError::Docker(format!("the engine's stream broke: {e}"));
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io)

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::Store;
+use crate::store::{now_s, Store};
 use crate::{CoreError, Result};
 
 /// What `token ls` shows (never the token).
@@ -51,13 +51,6 @@ pub fn generate() -> Result<String> {
         "{PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     ))
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenInfo> {

@@ -311,31 +311,7 @@ async fn import_stream(
 ) -> Result<String> {
     use futures_util::StreamExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let ep = d.endpoint().to_string();
-    let mut conn: Box<dyn Conn> = if let Some(path) = ep.strip_prefix("unix://") {
-        Box::new(
-            tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(|e| CoreError::io(path, e))?,
-        )
-    } else if ep.starts_with('/') {
-        Box::new(
-            tokio::net::UnixStream::connect(&ep)
-                .await
-                .map_err(|e| CoreError::io(&ep, e))?,
-        )
-    } else {
-        let addr = ep
-            .trim_start_matches("tcp://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        Box::new(
-            tokio::net::TcpStream::connect(&addr)
-                .await
-                .map_err(|e| CoreError::io(&addr, e))?,
-        )
-    };
+    let mut conn = d.raw_connection().await?;
     let head = format!(
         "POST /images/create?fromSrc=-&repo={SNAPSHOT_REPO}&tag={tag} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
@@ -389,9 +365,6 @@ async fn import_stream(
             ))
         })
 }
-
-trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
 
 #[cfg(test)]
 mod tests {

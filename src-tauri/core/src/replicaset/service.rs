@@ -69,9 +69,7 @@ pub struct RsInfo {
     pub versions: u32,
 }
 
-fn now_s() -> i64 {
-    crate::gpu::now_ms() as i64 / 1000
-}
+use crate::store::now_s;
 
 /// Where a new version's files come from.
 #[derive(Debug, Clone, Copy)]

@@ -84,9 +84,7 @@ pub fn docker_name(name: &str, version: u32) -> String {
     format!("{name}-{version}")
 }
 
-fn now_s() -> i64 {
-    crate::gpu::now_ms() as i64 / 1000
-}
+use crate::store::now_s;
 
 /// Runs a host tool; its stdout, or an error that names it and says root is needed.
 async fn run(tool: &str, args: &[&str]) -> Result<String> {

@@ -6,9 +6,7 @@ use rusqlite::{params, TransactionBehavior};
 use crate::store::Store;
 use crate::Result;
 
-fn now_s() -> i64 {
-    crate::gpu::now_ms() as i64 / 1000
-}
+use crate::store::now_s;
 
 /// One stored version of a volume.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS, schemars::JsonSchema)]

@@ -19,11 +19,9 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use gpudeck_api::client::{Body, BoxError, BoxFuture};
-use gpudeck_api::{Client, Transport};
+use gpudeck_api::Client;
 use gpudeck_core::policy::Caller;
 use gpudeck_core::{CoreError, Result};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use crate::state::Daemon;
@@ -38,33 +36,9 @@ pub struct Gda {
     local: Router,
 }
 
-/// The local API in this process, as one caller.
-struct AsCaller {
-    router: Router,
-    caller: Caller,
-}
-
-impl Transport for AsCaller {
-    fn send(
-        &self,
-        req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
-    ) -> BoxFuture<'_, Result<hyper::Response<Body>>> {
-        use tower::ServiceExt;
-        Box::pin(async move {
-            let mut req = req.map(axum::body::Body::new);
-            req.extensions_mut().insert(self.caller.clone());
-            let resp = match self.router.clone().oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
-        })
-    }
-}
-
 impl Gda {
     pub fn client(&self, caller: &Caller) -> Client {
-        Client::with_transport(Arc::new(AsCaller {
+        Client::with_transport(Arc::new(crate::AsCaller {
             router: self.local.clone(),
             caller: caller.clone(),
         }))

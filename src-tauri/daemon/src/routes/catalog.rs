@@ -12,6 +12,7 @@ use gpudeck_api::*;
 use gpudeck_core::catalog::entry::{self, Rendered};
 use gpudeck_core::catalog::filter::FilterSpec;
 use gpudeck_core::catalog::store::EntryRecord;
+use gpudeck_core::catalog::template::ParamKind;
 use gpudeck_core::catalog::{self, compat, CatalogItem, Imported};
 use gpudeck_core::replicaset::{RsInfo, RsSpec};
 use gpudeck_core::{CoreError, Result};
@@ -47,12 +48,6 @@ fn get_live(d: &Daemon, name: &str) -> Result<EntryRecord> {
         .ok_or_else(|| not_found(name))
 }
 
-fn item(d: &Daemon, r: EntryRecord) -> CatalogItem {
-    let m = catalog::machine(&d.sampler.latest());
-    let compat = compat::check(&catalog::needs(&r.entry), &m);
-    CatalogItem { record: r, compat }
-}
-
 #[derive(Deserialize)]
 struct ListQuery {
     #[serde(default)]
@@ -71,7 +66,17 @@ async fn list(
     };
     let all = d.db(|s| s.catalog_all())?;
     let picked = catalog::select(all, &spec)?;
-    Ok(Json(picked.into_iter().map(|r| item(&d, r)).collect()))
+    // The machine is read once for the whole list.
+    let m = catalog::machine(&d.sampler.latest());
+    Ok(Json(
+        picked
+            .into_iter()
+            .map(|r| CatalogItem {
+                compat: compat::check(&catalog::needs(&r.entry), &m),
+                record: r,
+            })
+            .collect(),
+    ))
 }
 
 /// One entry; where its image is on this machine, the CUDA version the image itself declares
@@ -183,14 +188,11 @@ async fn remove(State(d): St, Extension(c): Who, Path(name): Path<String>) -> Ap
     Ok(Json(()))
 }
 
-fn values(v: &BTreeMap<String, String>) -> Result<BTreeMap<(compat_kind::Kind, String), String>> {
+/// The form's `KIND.NAME` → value map, as the renderer takes it.
+fn values(v: &BTreeMap<String, String>) -> Result<BTreeMap<(ParamKind, String), String>> {
     v.iter()
         .map(|(k, x)| entry::parse_set(&format!("{k}={x}")))
         .collect()
-}
-
-mod compat_kind {
-    pub type Kind = gpudeck_core::catalog::template::ParamKind;
 }
 
 async fn render(
