@@ -451,23 +451,42 @@ fn fifty_concurrent_runs_on_eight_gpus() {
 #[test]
 fn a_crash_at_any_step_of_a_patch_loses_nothing() {
     let rig = Rig::new(4);
-    for step in [
-        "begun",
-        "claimed",
-        "stopped_old",
-        "committed",
-        "created",
-        "started",
-        "recorded",
-    ] {
+    let steps: &[&str] = if copy_way() {
+        &[
+            "begun",
+            "claimed",
+            "stopped_old",
+            "created",
+            "copied",
+            "started",
+            "recorded",
+            "saved",
+        ]
+    } else {
+        &[
+            "begun",
+            "claimed",
+            "stopped_old",
+            "committed",
+            "created",
+            "started",
+            "recorded",
+        ]
+    };
+    for &step in steps {
         let rs = name("k");
         rig.run_rs(&rs, &["--gpus", "1", "--port", "8080"]);
         rig.sh(&rs, "echo precious > /precious");
-        rig.fake
-            .crash_at(step, &["rs", "patch", &rs, "--gpus", "2"]);
+        let args = ["rs", "patch", &rs, "--gpus", "2"];
+        if step == "saved" {
+            rig.fake.crash_after_reply_at(step, &args);
+        } else {
+            rig.fake.crash_at(step, &args);
+        }
         let info = rig.ok(&["rs", "info", &rs]);
         assert_eq!(info["status"], "running", "{step}: {info}");
-        let expect_version = if step == "recorded" { 2 } else { 1 };
+        let done = matches!(step, "recorded" | "saved");
+        let expect_version = if done { 2 } else { 1 };
         assert_eq!(info["version"], expect_version, "{step}");
         assert_eq!(Rig::gpus_of(&info).len(), expect_version as usize, "{step}");
         assert_eq!(
@@ -490,6 +509,15 @@ fn a_crash_at_any_step_of_a_patch_loses_nothing() {
             .filter(|u| u["owner"] == rs.as_str())
             .collect();
         assert_eq!(mine.len(), 1, "{step}: {claims}");
+        if done {
+            // Version 1's files were kept for a rollback.
+            rig.ok(&["rs", "rollback", &rs, "1"]);
+            assert_eq!(
+                rig.sh(&rs, "cat /precious")["stdout"],
+                "precious\n",
+                "{step}: rollback"
+            );
+        }
         rig.cleanup(&rs);
     }
 }
@@ -713,11 +741,22 @@ fn a_pruned_version_rolls_back_only_as_configuration() {
     // Version 2's files are still kept.
     rig.ok(&["rs", "rollback", &rs, "2"]);
     assert_eq!(rig.sh(&rs, "cat /f")["stdout"], "v2\n");
-    // v5 runs on v2's files: pruning everything keeps those (its container uses them).
+    // v5 runs on v2's files. As snapshot images, pruning everything keeps those (its container
+    // is built on them); as folders (copied into v5's container) they go too.
     let p = rig.ok(&["rs", "prune", &rs, "--keep", "0"]);
-    assert_eq!(p["pruned"], serde_json::json!([4, 3]));
     let h = rig.ok(&["rs", "history", &rs]);
-    assert_eq!(h[1]["pruned"], false);
+    if copy_way() {
+        assert_eq!(p["pruned"], serde_json::json!([4, 3, 2]));
+        assert_eq!(h[1]["pruned"], true);
+        assert_eq!(
+            rig.sh(&rs, "cat /f")["stdout"],
+            "v2\n",
+            "v5's own files stay"
+        );
+    } else {
+        assert_eq!(p["pruned"], serde_json::json!([4, 3]));
+        assert_eq!(h[1]["pruned"], false);
+    }
     rig.cleanup(&rs);
 }
 
@@ -831,7 +870,9 @@ fn a_gpu_taken_through_the_nvidia_runtime_environment_counts_as_held() {
 fn a_long_chain_is_flattened_near_the_layer_limit() {
     let rig = Rig::new(1);
     let rs = name("flat");
-    rig.fake.start_service_with(&[("GPUDECK_MAX_LAYERS", "4")]);
+    // Snapshot images even on overlay2 (the copy way adds no layers).
+    rig.fake
+        .start_service_with(&[("GPUDECK_MAX_LAYERS", "4"), ("GPUDECK_CARRY", "layers")]);
     let with_limit = |args: &[&str]| -> Value {
         let mut a = args.to_vec();
         a.push("--json");

@@ -284,6 +284,25 @@ impl FakeNvml {
         out
     }
 
+    /// Like `crash_at`, for a step the service takes after it has replied: the CLI succeeds,
+    /// then the service ends there; it is started again.
+    pub fn crash_after_reply_at(&self, step: &str, args: &[&str]) -> Output {
+        self.start_service_with(&[("GPUDECK_CRASH_AT", step)]);
+        let out = self.cli_command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{step}: the CLI should succeed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            self.wait_service(),
+            Some(137),
+            "{step}: the service did not stop there"
+        );
+        self.start_service_with(&[]);
+        out
+    }
+
     /// The CLI as if the service's code ran in it (`--local`, root): the service must not run.
     pub fn local_cli_command(&self, args: &[&str]) -> Command {
         self.stop_service();
@@ -329,6 +348,11 @@ pub fn docker_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether new versions carry files the copy way here (overlay2), not as snapshot images.
+pub fn copy_way() -> bool {
+    docker_ok(&["info", "-f", "{{.Driver}}"]) == "overlay2"
 }
 
 /// A container removed when dropped.

@@ -250,6 +250,8 @@ pub struct ContainerState {
     /// The image id it was created from.
     pub image: String,
     pub labels: HashMap<String, String>,
+    /// Its overlay2 upper directory, where the engine says (overlay2 only).
+    pub upper_dir: Option<String>,
 }
 
 /// What `exec` returns.
@@ -502,6 +504,10 @@ impl DockerAdapter {
                 .unwrap_or_default(),
             image: c.image.unwrap_or_default(),
             labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+            upper_dir: c
+                .graph_driver
+                .filter(|g| g.name == "overlay2")
+                .and_then(|g| g.data.get("UpperDir").cloned()),
         }))
     }
 

@@ -302,15 +302,25 @@ fn container_toolkit_check(engine: Option<&EngineInfo>, distro: Distro) -> Docto
     c
 }
 
-/// Which way new versions carry files on this engine: through the Docker API on every driver.
+/// Which way new versions carry files on this engine: a copy of the container's upper directory
+/// on overlay2 (see `replicaset::copy`), through the Docker API everywhere else.
 fn storage_driver_check(engine: Option<&EngineInfo>) -> DoctorCheck {
     match engine.and_then(|i| i.storage_driver.clone().map(|d| (d, i.containerd_store))) {
         Some((d, containerd)) => check(
             "storage_driver",
             CheckStatus::Ok,
             format!(
-                "storage driver {d}{}: new versions carry files through the Docker API (the old container committed to a snapshot image, one layer a version)",
-                if containerd { " (containerd image store)" } else { "" }
+                "storage driver {d}{}: {}",
+                if containerd {
+                    " (containerd image store)"
+                } else {
+                    ""
+                },
+                if d == "overlay2" && !containerd && crate::replicaset::copy::enabled() {
+                    "new versions get a copy of the old container's upper directory; the old version's files are kept as a folder (files unchanged since the version before stored once)"
+                } else {
+                    "new versions carry files through the Docker API (the old container committed to a snapshot image, one layer a version)"
+                }
             ),
             None,
         ),

@@ -107,7 +107,7 @@ impl Store {
         let mut q = self.conn.prepare(
             "SELECT image_id, name, version, 'base' FROM rs_versions WHERE image_id IS NOT NULL
              UNION ALL
-             SELECT snapshot_id, name, version, 'files' FROM rs_versions WHERE snapshot_id IS NOT NULL
+             SELECT CASE WHEN snapshot_id LIKE 'dir:%' THEN substr(snapshot_id, 5) ELSE snapshot_id END, name, version, 'files' FROM rs_versions WHERE snapshot_id IS NOT NULL
              ORDER BY 2, 3",
         )?;
         let v = q

@@ -1,9 +1,10 @@
 //! ReplicaSets: named, versioned GPU containers.
 
+pub(crate) mod copy;
 pub(crate) mod files;
 mod service;
 mod spec;
 pub mod store;
 
-pub use service::{container_name, split_image, Env, ReplicaSets, RsInfo, RsStatus};
+pub use service::{container_name, split_image, Env, Pending, ReplicaSets, RsInfo, RsStatus};
 pub use spec::*;

@@ -2,9 +2,15 @@
 //! keeps every version's spec, the GPU/port claims and the journal of multi-step operations.
 //!
 //! A new version (patch, restart, rollback) is made in journaled steps, and the old container is
-//! removed only once the new one runs with the data carried over (see `files`: the old container
-//! is committed to a snapshot image and the new one is created from it, Docker API only):
+//! removed only once the new one runs with the data carried over. On overlay2 the new container
+//! gets a copy of the old one's upper directory, and the old version's files are kept as a folder
+//! after the reply (see `copy`):
+//!   begun → claimed → stopped_old → created → copied → started → recorded → saved → done
+//! Elsewhere the old container is committed to a snapshot image and the new one is created from
+//! it, Docker API only (see `files`):
 //!   begun → claimed → stopped_old → committed → created → started → recorded → done
+//! The service replies once the new version is recorded and finishes the rest (keeping the old
+//! version's files, removing its container) right after, still holding the replicaSet's lock.
 //! Everything a step needs (the image, the files to start from, the layer limit) is checked before
 //! anything is stopped. `recover` (run at every start of the app and the CLI) finishes an operation
 //! whose new version was recorded, and undoes any other: the new container goes, the old one's
@@ -12,6 +18,7 @@
 //! is lost. `run` is journaled too: a crash before it is recorded leaves nothing behind.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -19,6 +26,7 @@ use serde::Serialize;
 use serde_json::json;
 use ts_rs::TS;
 
+use super::copy;
 use super::files::{self, image_facts, ImageFacts};
 use super::spec::{describe_change, validate_name, validate_spec, RsSpec, LABEL_RS};
 use crate::alloc::{host_listening_ports, GpuCandidate};
@@ -89,7 +97,26 @@ enum Start {
     CommitOld {
         flatten: bool,
     },
+    /// Copy the old container's upper directory (overlay2) into a new container of `from`.
+    CopyOld {
+        from: ImageFacts,
+        upper: PathBuf,
+    },
+    /// Copy a version's folder into a new container of `from`.
+    Folder {
+        from: ImageFacts,
+        dir: PathBuf,
+    },
     Image(ImageFacts),
+}
+
+/// What is left of a new version once it is recorded: keeping the old version's files and
+/// removing its container (`ReplicaSets::settle`).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    journal: i64,
+    name: String,
+    old: u32,
 }
 
 /// A replicaSet's status from its container's engine state (`None`: no such container).
@@ -129,11 +156,39 @@ use crate::crash_point;
 
 pub struct ReplicaSets<'a> {
     env: Env<'a>,
+    /// Leave what follows a recorded new version to `settle` (the service does it after the reply).
+    defer: bool,
+    pending: Mutex<Option<Pending>>,
 }
 
 impl<'a> ReplicaSets<'a> {
     pub fn new(env: Env<'a>) -> Self {
-        ReplicaSets { env }
+        ReplicaSets {
+            env,
+            defer: false,
+            pending: Mutex::new(None),
+        }
+    }
+
+    /// A new version returns once recorded; `take_pending` then says what `settle` must finish.
+    pub fn deferring(mut self) -> Self {
+        self.defer = true;
+        self
+    }
+
+    pub fn take_pending(&self) -> Option<Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Finishes a recorded new version: the old version's files kept, its container removed,
+    /// the retention setting applied.
+    pub async fn settle(&self, p: Pending) -> Result<()> {
+        self.finish(p.journal, &p.name, p.old).await?;
+        self.db(|s| s.journal_finish(p.journal, "done"))?;
+        self.apply_retention(&p.name).await
     }
 
     fn db<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
@@ -540,6 +595,10 @@ impl<'a> ReplicaSets<'a> {
         match source {
             // The old container, committed once it is stopped.
             Source::Current => match old_state {
+                Some(c) if copy::usable_upper(c).is_some() => Ok(Start::CopyOld {
+                    from: facts(c.image.clone()).await?,
+                    upper: copy::usable_upper(c).unwrap_or_default(),
+                }),
                 Some(c) => {
                     let f = facts(c.image.clone()).await?;
                     Ok(Start::CommitOld {
@@ -552,6 +611,18 @@ impl<'a> ReplicaSets<'a> {
             Source::Version(k) => {
                 let v = versions.iter().find(|v| v.version == k);
                 let snap = v.and_then(|v| v.snapshot_id.clone());
+                if let Some(parent) = snap.as_deref().and_then(copy::parent_of) {
+                    let dir = copy::version_dir(self.env.data_dir.path(), name, k);
+                    let gone = CoreError::FilesGone {
+                        name: name.into(),
+                        version: k,
+                    };
+                    if !dir.is_dir() {
+                        return Err(gone);
+                    }
+                    let from = image_facts(self.env.docker, parent).await?.ok_or(gone)?;
+                    return Ok(Start::Folder { from, dir });
+                }
                 let f = match snap {
                     Some(id) => image_facts(self.env.docker, &id).await?,
                     None => None,
@@ -633,16 +704,27 @@ impl<'a> ReplicaSets<'a> {
                     .await?;
             }
             self.step(id, "stopped_old")?;
-            // The old version's files become its snapshot (kept for a rollback to it).
-            let mut replaced = None;
+            // The old version's files become its snapshot (kept for a rollback to it): committed
+            // now, or (copied way) kept as a folder once the new version is recorded.
+            let mut replaced: Option<(String, Option<u64>)> = None;
+            let copy_from = match &start {
+                Start::CopyOld { upper, .. } => Some(upper.clone()),
+                Start::Folder { dir, .. } => Some(dir.clone()),
+                _ => None,
+            };
             if let Some(c) = &old_state {
-                replaced = Some(if start_flatten {
-                    files::flatten_snapshot(self.env.docker, &c.id, name, cur).await?
+                if copy::usable_upper(c).is_some() {
+                    replaced = Some((copy::snapshot_id(&c.image), None));
                 } else {
-                    files::commit_snapshot(self.env.docker, &c.id, name, cur).await?
-                });
+                    let (snap, bytes) = if start_flatten {
+                        files::flatten_snapshot(self.env.docker, &c.id, name, cur).await?
+                    } else {
+                        files::commit_snapshot(self.env.docker, &c.id, name, cur).await?
+                    };
+                    replaced = Some((snap, Some(bytes)));
+                    self.step(id, "committed")?;
+                }
             }
-            self.step(id, "committed")?;
             let from = match start {
                 Start::CommitOld { .. } => {
                     let snap = replaced
@@ -653,7 +735,9 @@ impl<'a> ReplicaSets<'a> {
                         .await?
                         .ok_or(CoreError::ImageMissing(snap))?
                 }
-                Start::Image(f) => f,
+                Start::CopyOld { from, .. } | Start::Folder { from, .. } | Start::Image(from) => {
+                    from
+                }
             };
             let rec = VersionRecord {
                 name: name.into(),
@@ -675,6 +759,19 @@ impl<'a> ReplicaSets<'a> {
             let new_id = self.create(&rec, &from).await?;
             self.db(|s| s.journal_set(id, "new_id", &new_id))?;
             self.step(id, "created")?;
+            if let Some(src) = &copy_from {
+                let upper = self
+                    .env
+                    .docker
+                    .state(&new_id)
+                    .await?
+                    .and_then(|c| c.upper_dir)
+                    .ok_or_else(|| CoreError::Docker(format!(
+                        "the engine gave {name}-{next} no overlay2 upper directory to copy the files into; set GPUDECK_CARRY=layers for this engine"
+                    )))?;
+                copy::copy_tree(src, std::path::Path::new(&upper)).await?;
+                self.step(id, "copied")?;
+            }
             self.env.docker.start(&new_id).await?;
             self.step(id, "started")?;
             self.db(|s| {
@@ -689,9 +786,16 @@ impl<'a> ReplicaSets<'a> {
         .await;
         match result {
             Ok(()) => {
-                self.finish(name, cur).await?;
-                self.db(|s| s.journal_finish(id, "done"))?;
-                self.apply_retention(name).await?;
+                let p = Pending {
+                    journal: id,
+                    name: name.into(),
+                    old: cur,
+                };
+                if self.defer {
+                    *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                } else {
+                    self.settle(p).await?;
+                }
                 self.info(name).await
             }
             Err(e) => {
@@ -702,9 +806,50 @@ impl<'a> ReplicaSets<'a> {
         }
     }
 
-    /// The new version runs: the old container goes.
-    async fn finish(&self, name: &str, old: u32) -> Result<()> {
+    /// The new version runs: the old version's files are kept (copied way: moved to its folder,
+    /// shared with the version before), then the old container goes. Safe to repeat.
+    async fn finish(&self, id: i64, name: &str, old: u32) -> Result<()> {
+        let versions = self.db(|s| s.rs_versions(name))?;
+        let snap = versions
+            .iter()
+            .find(|v| v.version == old)
+            .and_then(|v| v.snapshot_id.clone());
+        if let Some(snap) = snap.filter(|s| copy::parent_of(s).is_some()) {
+            let upper = self
+                .env
+                .docker
+                .state(&container_name(name, old))
+                .await?
+                .and_then(|c| c.upper_dir)
+                .map(PathBuf::from);
+            let prev = self.folder_before(name, &versions, old, &snap);
+            match copy::save(self.env.data_dir.path(), name, old, upper, prev).await {
+                Ok(bytes) => self.db(|s| s.rs_set_snapshot_bytes(name, old, bytes))?,
+                // Its container was removed outside GPU Deck before they were kept.
+                Err(CoreError::FilesGone { .. }) => {
+                    tracing::warn!("the files of {name}-{old} were gone before they could be kept");
+                    self.db(|s| s.rs_mark_pruned(name, old))?;
+                }
+                Err(e) => return Err(e),
+            }
+            self.step(id, "saved")?;
+        }
         self.env.docker.remove(&container_name(name, old)).await
+    }
+
+    /// The folder of the newest kept version before `k` whose files sit on the same image.
+    fn folder_before(
+        &self,
+        name: &str,
+        versions: &[VersionRecord],
+        k: u32,
+        snap: &str,
+    ) -> Option<PathBuf> {
+        versions
+            .iter()
+            .filter(|v| v.version < k && v.snapshot_id.as_deref() == Some(snap))
+            .map(|v| copy::version_dir(self.env.data_dir.path(), name, v.version))
+            .rfind(|d| d.is_dir())
     }
 
     /// Back to the old version as it was: the new container and the snapshot made for it go,
@@ -751,8 +896,8 @@ impl<'a> ReplicaSets<'a> {
                 .is_some_and(|(c, _)| c == new);
             if recorded {
                 if op.kind != "run" {
-                    self.finish(name, op.payload["old"].as_u64().unwrap_or(0) as u32)
-                        .await?;
+                    let old = op.payload["old"].as_u64().unwrap_or(0) as u32;
+                    self.finish(op.id, name, old).await?;
                 }
                 self.db(|s| s.journal_finish(op.id, "done after restart"))?;
             } else {
@@ -779,12 +924,48 @@ impl<'a> ReplicaSets<'a> {
             .filter(|v| v.snapshot_id.is_some())
             .collect();
         kept.sort_by_key(|v| std::cmp::Reverse(v.version));
+        let data = self.env.data_dir.path();
+        // Images that kept folders sit on stay.
+        let parents: HashSet<String> = kept
+            .iter()
+            .take(keep as usize)
+            .filter_map(|v| v.snapshot_id.as_deref().and_then(copy::parent_of))
+            .map(String::from)
+            .collect();
         let mut pruned = Vec::new();
         for v in kept.into_iter().skip(keep as usize) {
-            // The snapshot the current container was created from stays (a container uses it).
-            if files::remove_snapshot(self.env.docker, name, v.version).await? {
+            let snap = v.snapshot_id.clone().unwrap_or_default();
+            let gone = if copy::parent_of(&snap).is_some() {
+                copy::remove(data, name, v.version)?;
+                true
+            } else if parents.contains(&snap) {
+                false
+            } else {
+                // The snapshot the current container was created from stays (a container uses it).
+                files::remove_snapshot(self.env.docker, name, v.version).await?
+            };
+            if gone {
                 self.db(|s| s.rs_mark_pruned(name, v.version))?;
                 pruned.push(v.version);
+            }
+        }
+        if !pruned.is_empty() {
+            // A folder's files that were shared with a pruned one are its own now.
+            let versions = self.db(|s| s.rs_versions(name))?;
+            for v in &versions {
+                let Some(snap) = v
+                    .snapshot_id
+                    .as_deref()
+                    .filter(|s| copy::parent_of(s).is_some())
+                else {
+                    continue;
+                };
+                let dir = copy::version_dir(data, name, v.version);
+                if dir.is_dir() {
+                    let prev = self.folder_before(name, &versions, v.version, snap);
+                    let bytes = copy::unique_bytes(&dir, prev.as_deref())?;
+                    self.db(|s| s.rs_set_snapshot_bytes(name, v.version, bytes))?;
+                }
             }
         }
         Ok(pruned)
@@ -825,6 +1006,7 @@ impl<'a> ReplicaSets<'a> {
             files::remove_snapshot(self.env.docker, name, v).await?;
         }
         files::remove_state_volumes(self.env.docker, name).await?;
+        copy::remove_all(self.env.data_dir.path(), name)?;
         // Version files copied by GPU Deck before they became snapshot images.
         let legacy = self.env.data_dir.path().join("snapshots").join(name);
         if legacy.exists() {

@@ -75,7 +75,7 @@ impl Store {
     pub fn rs_add_version(
         &mut self,
         rec: &VersionRecord,
-        replaced: Option<(u32, &str, u64)>,
+        replaced: Option<(u32, &str, Option<u64>)>,
     ) -> Result<()> {
         let tx = self
             .conn
@@ -98,7 +98,7 @@ impl Store {
         if let Some((old, id, bytes)) = replaced {
             tx.execute(
                 "UPDATE rs_versions SET snapshot_id = ?3, snapshot_bytes = ?4 WHERE name = ?1 AND version = ?2",
-                params![rec.name, old, id, bytes as i64],
+                params![rec.name, old, id, bytes.map(|b| b as i64)],
             )?;
         }
         tx.execute(
@@ -186,6 +186,15 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(n.max(0) as u64)
+    }
+
+    /// The bytes a version's kept files take, once measured.
+    pub fn rs_set_snapshot_bytes(&mut self, name: &str, version: u32, bytes: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE rs_versions SET snapshot_bytes = ?3 WHERE name = ?1 AND version = ?2",
+            params![name, version, bytes as i64],
+        )?;
+        Ok(())
     }
 
     /// Marks a version's files as pruned (its snapshot image gone).

@@ -157,6 +157,8 @@ async fn history(
 ) -> Api<Vec<VersionRecord>> {
     c.require_member()?;
     let _ready = d.ready().await?;
+    // After a new version's reply its old files are still being kept: wait for that.
+    let _lock = d.locks.lock(&format!("rs:{name}")).await;
     let cx = ctx(&d).await?;
     let mut h = cx.svc(&d, false).history(&name)?;
     for v in &mut h {
@@ -172,9 +174,9 @@ async fn patch(
     Json(p): Json<PatchRequest>,
 ) -> Api<RsInfo> {
     let _ready = d.ready().await?;
-    let _lock = d.locks.lock(&format!("rs:{name}")).await;
+    let lock = d.locks.lock(&format!("rs:{name}")).await;
     let cx = ctx(&d).await?;
-    let svc = cx.svc(&d, true);
+    let svc = cx.svc(&d, true).deferring();
     let cur = owned(&c, &svc, &name, "patch").await?;
     let mut swap = p.swap;
     if let Some((old, new)) = swap.take() {
@@ -191,7 +193,9 @@ async fn patch(
         let pol = d.policy_of(&c)?;
         check_gpus(&c, &pol, &svc, Some(&name), g).await?;
     }
-    Ok(Json(redact(&c, svc.patch(&name, p.gpus, swap).await?)))
+    let info = svc.patch(&name, p.gpus, swap).await;
+    settle_later(&d, lock, &svc);
+    Ok(Json(redact(&c, info?)))
 }
 
 async fn rollback(
@@ -201,9 +205,9 @@ async fn rollback(
     Json(r): Json<RollbackRequest>,
 ) -> Api<RsInfo> {
     let _ready = d.ready().await?;
-    let _lock = d.locks.lock(&format!("rs:{name}")).await;
+    let lock = d.locks.lock(&format!("rs:{name}")).await;
     let cx = ctx(&d).await?;
-    let svc = cx.svc(&d, true);
+    let svc = cx.svc(&d, true).deferring();
     owned(&c, &svc, &name, "roll back").await?;
     if !c.is_admin() {
         // What version k ran with must still be allowed to this member now.
@@ -217,10 +221,9 @@ async fn rollback(
             check_gpus(&c, &pol, &svc, Some(&name), v.spec.gpus).await?;
         }
     }
-    Ok(Json(redact(
-        &c,
-        svc.rollback(&name, r.version, r.config_only).await?,
-    )))
+    let info = svc.rollback(&name, r.version, r.config_only).await;
+    settle_later(&d, lock, &svc);
+    Ok(Json(redact(&c, info?)))
 }
 
 async fn prune(
@@ -296,29 +299,50 @@ async fn action(
     Path((name, action)): Path<(String, String)>,
 ) -> Api<RsInfo> {
     let _ready = d.ready().await?;
-    let _lock = d.locks.lock(&format!("rs:{name}")).await;
+    let lock = d.locks.lock(&format!("rs:{name}")).await;
     let cx = ctx(&d).await?;
-    let svc = cx.svc(&d, matches!(action.as_str(), "continue" | "restart"));
+    let svc = cx
+        .svc(&d, matches!(action.as_str(), "continue" | "restart"))
+        .deferring();
     let cur = owned(&c, &svc, &name, &action).await?;
     if matches!(action.as_str(), "continue" | "restart") {
         let pol = d.policy_of(&c)?;
         check_gpus(&c, &pol, &svc, Some(&name), cur.spec.gpus).await?;
     }
-    Ok(Json(redact(
-        &c,
-        match action.as_str() {
-            "stop" => svc.stop(&name).await?,
-            "pause" => svc.pause(&name).await?,
-            "continue" => svc.resume(&name).await?,
-            "restart" => svc.restart(&name).await?,
-            other => {
-                return Err(ApiError(CoreError::InvalidInput {
-                    what: "action".into(),
-                    reason: format!("unknown action \"{other}\" (stop, pause, continue, restart)"),
-                }))
-            }
-        },
-    )))
+    let info = match action.as_str() {
+        "stop" => svc.stop(&name).await,
+        "pause" => svc.pause(&name).await,
+        "continue" => svc.resume(&name).await,
+        "restart" => svc.restart(&name).await,
+        other => Err(CoreError::InvalidInput {
+            what: "action".into(),
+            reason: format!("unknown action \"{other}\" (stop, pause, continue, restart)"),
+        }),
+    };
+    settle_later(&d, lock, &svc);
+    Ok(Json(redact(&c, info?)))
+}
+
+/// Finishes a new version recorded by `svc` (its old files kept, its old container removed)
+/// after the reply, still holding the replicaSet's lock, so the next operation on it waits.
+fn settle_later(d: &D, lock: tokio::sync::OwnedMutexGuard<()>, svc: &ReplicaSets<'_>) {
+    let Some(p) = svc.take_pending() else {
+        return;
+    };
+    let d = d.clone();
+    tokio::spawn(async move {
+        let _lock = lock;
+        let r = async {
+            let cx = ctx(&d).await?;
+            cx.svc(&d, false).settle(p).await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::error!(
+                "finishing a new version after the reply: {e} (retried at the next start)"
+            );
+        }
+    });
 }
 
 async fn delete(State(d): St, Extension(c): Who, Path(name): Path<String>) -> Api<()> {

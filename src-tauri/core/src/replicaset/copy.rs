@@ -1,0 +1,339 @@
+//! The overlay2 way of carrying a version's files, used where the engine keeps containers on
+//! overlay2 and GPU Deck (root, beside the engine) can reach a container's upper directory.
+//!
+//! The new container is created from the image the old one was created from and, before its
+//! first start, gets a copy of the old one's upper directory (`cp -a`: owners, modes, times,
+//! links, holes, extended attributes and overlay whiteouts kept): a plain file copy, with no tar
+//! stream, digest or image layer in the way, so the new version runs sooner than with `docker
+//! commit` (see the README's benchmark). The old version's files are kept *after* the reply,
+//! as the folder `version-files/<name>/<k>` in the data folder: the old upper directory is moved
+//! there (copied when on another file system) and then each file the version before it holds
+//! unchanged (same path, metadata and bytes) becomes a hard link to that file, so a file is
+//! stored once however many versions keep it. Version folders are never written once complete,
+//! which is what makes sharing files between them safe; a rollback copies one into the new
+//! container. A version kept this way is recorded with the snapshot id `dir:<image id>` (the
+//! image its files sit on).
+//!
+//! Every other engine (other storage drivers, the containerd image store, rootless Docker out of
+//! reach, no GNU cp) uses the layer way in `files`, as does any host with `GPUDECK_CARRY=layers`.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::docker::ContainerState;
+use crate::{CoreError, Result};
+
+/// The snapshot id prefix of a version kept as a folder.
+pub const DIR_PREFIX: &str = "dir:";
+
+/// Whether the copy way may be used at all (`GPUDECK_CARRY=layers` turns it off).
+pub fn enabled() -> bool {
+    std::env::var("GPUDECK_CARRY").map_or(true, |v| v != "layers")
+}
+
+/// GNU cp (its `-a` keeps extended attributes, which carry overlay's opaque directories).
+fn gnu_cp() -> bool {
+    static GNU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *GNU.get_or_init(|| {
+        std::process::Command::new("cp")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("GNU"))
+    })
+}
+
+/// The upper directory of `c` when its files can be carried the copy way.
+pub fn usable_upper(c: &ContainerState) -> Option<PathBuf> {
+    let up = PathBuf::from(c.upper_dir.as_ref()?);
+    (enabled() && up.is_dir() && gnu_cp()).then_some(up)
+}
+
+pub fn snapshot_id(parent_image: &str) -> String {
+    format!("{DIR_PREFIX}{parent_image}")
+}
+
+/// The image a folder-kept version's files sit on; `None` for a snapshot image.
+pub fn parent_of(snapshot_id: &str) -> Option<&str> {
+    snapshot_id.strip_prefix(DIR_PREFIX)
+}
+
+fn root(data: &Path) -> PathBuf {
+    data.join("version-files")
+}
+
+/// The folder that keeps `name`'s version `k`'s files.
+pub fn version_dir(data: &Path, name: &str, k: u32) -> PathBuf {
+    root(data).join(name).join(k.to_string())
+}
+
+fn io(p: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
+    move |e| CoreError::io(p, e)
+}
+
+/// Copies the tree `src` into the (existing) folder `dst`, everything kept.
+pub async fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let out = tokio::process::Command::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg(format!("{}/.", src.display()))
+        .arg(format!("{}/", dst.display()))
+        .output()
+        .await
+        .map_err(io(src))?;
+    if !out.status.success() {
+        return Err(CoreError::Io {
+            path: src.display().to_string(),
+            reason: format!(
+                "copying it to {} failed: {}",
+                dst.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Keeps `name`'s version `k`'s files: `upper` (the stopped old container's upper directory)
+/// becomes `version-files/<name>/<k>`, its files shared with `prev` (the folder of the version
+/// before it on the same image) where unchanged. Safe to run again after a crash at any point:
+/// a finished folder is kept, a moved one is finished, a half-copied one is copied again.
+/// Returns the bytes this version adds.
+pub async fn save(
+    data: &Path,
+    name: &str,
+    k: u32,
+    upper: Option<PathBuf>,
+    prev: Option<PathBuf>,
+) -> Result<u64> {
+    let fin = version_dir(data, name, k);
+    let moved = fin.with_extension("moved");
+    let copying = fin.with_extension("copying");
+    if !fin.is_dir() {
+        if !moved.is_dir() {
+            let upper = upper
+                .filter(|u| u.is_dir())
+                .ok_or_else(|| CoreError::FilesGone {
+                    name: name.into(),
+                    version: k,
+                })?;
+            std::fs::create_dir_all(fin.parent().unwrap_or(&fin)).map_err(io(&fin))?;
+            match std::fs::rename(&upper, &moved) {
+                Ok(()) => {}
+                // Another file system: copied (the original goes with the container).
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                    if copying.exists() {
+                        std::fs::remove_dir_all(&copying).map_err(io(&copying))?;
+                    }
+                    std::fs::create_dir(&copying).map_err(io(&copying))?;
+                    copy_tree(&upper, &copying).await?;
+                    std::fs::rename(&copying, &moved).map_err(io(&moved))?;
+                }
+                Err(e) => return Err(CoreError::io(&upper, e)),
+            }
+        }
+        let (m, p, scratch) = (moved.clone(), prev.clone(), root(data).join(".link"));
+        tokio::task::spawn_blocking(move || share(&m, p.as_deref(), &scratch))
+            .await
+            .map_err(|e| CoreError::io(&moved, std::io::Error::other(e)))??;
+        std::fs::rename(&moved, &fin).map_err(io(&fin))?;
+    }
+    let (f, p) = (fin.clone(), prev);
+    tokio::task::spawn_blocking(move || unique_bytes(&f, p.as_deref()))
+        .await
+        .map_err(|e| CoreError::io(&fin, std::io::Error::other(e)))?
+}
+
+/// The bytes of `dir`'s files that `prev` does not share (each file counted once).
+pub fn unique_bytes(dir: &Path, prev: Option<&Path>) -> Result<u64> {
+    let mut shared = HashSet::new();
+    if let Some(p) = prev.filter(|p| p.is_dir()) {
+        walk(p, &mut |_, m| {
+            if m.file_type().is_file() && m.nlink() > 1 {
+                shared.insert((m.dev(), m.ino()));
+            }
+            Ok(())
+        })?;
+    }
+    let (mut seen, mut bytes) = (HashSet::new(), 0u64);
+    walk(dir, &mut |_, m| {
+        if !shared.contains(&(m.dev(), m.ino())) && seen.insert((m.dev(), m.ino())) {
+            bytes += m.blocks() * 512;
+        }
+        Ok(())
+    })?;
+    Ok(bytes)
+}
+
+/// Every entry below `dir` (not `dir` itself), depth first, without following links.
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata) -> Result<()>) -> Result<()> {
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let p = e.path();
+        let m = std::fs::symlink_metadata(&p).map_err(io(&p))?;
+        f(&p, &m)?;
+        if m.file_type().is_dir() {
+            walk(&p, f)?;
+        }
+    }
+    Ok(())
+}
+
+fn has_xattrs(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: a NUL-terminated path and a null buffer of size 0 (asks only for the length).
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    n != 0
+}
+
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            return Ok(fb.read(&mut bb[..1])? == 0);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+/// Turns each regular file of `dir` that `prev` holds unchanged at the same path (same bytes,
+/// mode, owner and times; no extended attributes; not already linked) into a hard link to it.
+/// Each swap is atomic (link beside, then rename over), through the scratch folder `scratch`.
+fn share(dir: &Path, prev: Option<&Path>, scratch: &Path) -> Result<()> {
+    let Some(prev) = prev.filter(|p| p.is_dir()) else {
+        return Ok(());
+    };
+    if scratch.exists() {
+        std::fs::remove_dir_all(scratch).map_err(io(scratch))?;
+    }
+    std::fs::create_dir_all(scratch).map_err(io(scratch))?;
+    let tmp = scratch.join("link");
+    walk(dir, &mut |p, m| {
+        if !m.file_type().is_file() || m.nlink() != 1 || m.len() == 0 {
+            return Ok(());
+        }
+        let rel = p.strip_prefix(dir).unwrap_or(p);
+        let q = prev.join(rel);
+        let Ok(n) = std::fs::symlink_metadata(&q) else {
+            return Ok(());
+        };
+        let same_meta = n.file_type().is_file()
+            && n.len() == m.len()
+            && n.mode() == m.mode()
+            && n.uid() == m.uid()
+            && n.gid() == m.gid()
+            && n.mtime() == m.mtime()
+            && n.mtime_nsec() == m.mtime_nsec();
+        if !same_meta || has_xattrs(p) || has_xattrs(&q) {
+            return Ok(());
+        }
+        if !same_bytes(p, &q).map_err(io(p))? {
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&tmp);
+        if std::fs::hard_link(&q, &tmp).is_err() {
+            // Another file system, or the link count is at its limit: stored twice, still right.
+            return Ok(());
+        }
+        std::fs::rename(&tmp, p).map_err(io(p))?;
+        Ok(())
+    })?;
+    std::fs::remove_dir_all(scratch).map_err(io(scratch))
+}
+
+/// Removes version `k`'s folder (and any half-made one).
+pub fn remove(data: &Path, name: &str, k: u32) -> Result<()> {
+    let fin = version_dir(data, name, k);
+    for p in [
+        fin.with_extension("moved"),
+        fin.with_extension("copying"),
+        fin,
+    ] {
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(io(&p))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes every version folder of `name`.
+pub fn remove_all(data: &Path, name: &str) -> Result<()> {
+    let p = root(data).join(name);
+    if p.exists() {
+        std::fs::remove_dir_all(&p).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(p: &Path, s: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(parent_of(&snapshot_id("sha256:ab")), Some("sha256:ab"));
+        assert_eq!(parent_of("sha256:ab"), None);
+    }
+
+    /// Unchanged files become links to the version before; changed, new or re-timed ones stay
+    /// their own; the bytes counted are only this version's.
+    #[test]
+    fn sharing_links_only_unchanged_files() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        let big = "x".repeat(100_000);
+        write(&a.join("same"), &big);
+        write(&a.join("d/changed"), "one");
+        write(&a.join("retimed"), "r");
+        write(&b.join("d/changed"), "two");
+        write(&b.join("new"), &big);
+        write(&b.join("retimed"), "r");
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        std::fs::File::options()
+            .write(true)
+            .open(b.join("retimed"))
+            .unwrap()
+            .set_times(std::fs::FileTimes::new().set_modified(old))
+            .unwrap();
+        // Same bytes and times: copied as cp -a would.
+        std::fs::copy(a.join("same"), b.join("same")).unwrap();
+        let m = std::fs::metadata(a.join("same")).unwrap();
+        let times = std::fs::FileTimes::new().set_modified(m.modified().unwrap());
+        std::fs::File::options()
+            .write(true)
+            .open(b.join("same"))
+            .unwrap()
+            .set_times(times)
+            .unwrap();
+        let before = unique_bytes(&b, Some(&a)).unwrap();
+        share(&b, Some(&a), &t.path().join("scratch")).unwrap();
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&a.join("same")), ino(&b.join("same")));
+        assert_ne!(ino(&a.join("d/changed")), ino(&b.join("d/changed")));
+        assert_ne!(ino(&a.join("retimed")), ino(&b.join("retimed")));
+        assert_eq!(std::fs::read_to_string(b.join("d/changed")).unwrap(), "two");
+        let after = unique_bytes(&b, Some(&a)).unwrap();
+        assert!(
+            after + 90_000 < before,
+            "the shared file no longer counts: {before} → {after}"
+        );
+        assert!(!t.path().join("scratch").exists());
+        // No version before: nothing changes.
+        share(&a, None, &t.path().join("scratch")).unwrap();
+        assert_eq!(std::fs::read_to_string(a.join("d/changed")).unwrap(), "one");
+    }
+}
