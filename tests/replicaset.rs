@@ -672,6 +672,69 @@ fn a_retagged_image_does_not_change_the_base_of_later_versions() {
     let _ = docker(&["rmi", &tag]);
 }
 
+/// A folder of the image replaced by a new one (overlay's opaque folder) stays replaced across
+/// versions and in a rollback, with hard links, modes and a sparse file kept.
+#[test]
+fn a_replaced_image_folder_stays_replaced() {
+    let rig = Rig::new(1);
+    let rs = name("opq");
+    let tag = format!("gpudeck-test/{rs}:v1");
+    let tmp = format!("{rs}-tmp");
+    docker_ok(&[
+        "run",
+        "--name",
+        &tmp,
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        "mkdir /opq && echo x > /opq/x && echo y > /opq/y",
+    ]);
+    docker_ok(&["commit", &tmp, &tag]);
+    docker_ok(&["rm", &tmp]);
+    let mut a = vec!["rs", "run", &rs, "--image", &tag];
+    a.extend_from_slice(IDLE);
+    rig.ok(&a);
+    rig.sh(
+        &rs,
+        "rm -rf /opq && mkdir /opq && echo z > /opq/z && ln /opq/z /opq/z2 && chmod 640 /opq/z \
+         && dd if=/dev/zero of=/opq/sparse bs=1 count=1 seek=50M 2>/dev/null",
+    );
+    let check = |what: &str| {
+        let out = rig.sh(
+            &rs,
+            "ls /opq; stat -c '%h %a' /opq/z; du -k /opq/sparse | cut -f1",
+        )["stdout"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 5, "{what}: {out}");
+        assert_eq!(lines[..4], ["sparse", "z", "z2", "2 640"], "{what}: {out}");
+        assert!(
+            lines[4].parse::<u64>().unwrap() < 1024,
+            "{what}: still sparse: {out}"
+        );
+    };
+    check("v1");
+    rig.ok(&["rs", "restart", &rs]);
+    check("v2");
+    rig.sh(&rs, "rm -rf /opq");
+    rig.ok(&["rs", "restart", &rs]);
+    assert_eq!(
+        rig.sh(&rs, "ls /opq 2>&1 || echo gone")["stdout"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .last(),
+        Some("gone")
+    );
+    // Version 2 removed it; version 1 (that made it) brings it back.
+    rig.ok(&["rs", "rollback", &rs, "1"]);
+    check("rollback to 1");
+    rig.cleanup(&rs);
+    let _ = docker(&["rmi", &tag]);
+}
+
 /// An image `VOLUME` (a database's data folder) gets a named volume of the replicaSet's, mounted
 /// by every version: its data is carried, and deleting the replicaSet removes it.
 #[test]

@@ -133,6 +133,9 @@ pub async fn save(
                 Err(e) => return Err(CoreError::io(&upper, e)),
             }
         }
+        if copying.exists() {
+            std::fs::remove_dir_all(&copying).map_err(io(&copying))?;
+        }
         let (m, p, scratch) = (moved.clone(), prev.clone(), root(data).join(".link"));
         tokio::task::spawn_blocking(move || share(&m, p.as_deref(), &scratch))
             .await
@@ -287,6 +290,63 @@ mod tests {
     fn ids() {
         assert_eq!(parent_of(&snapshot_id("sha256:ab")), Some("sha256:ab"));
         assert_eq!(parent_of("sha256:ab"), None);
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// A version's upper directory is moved in (same file system) and shared with the folder
+    /// before; saving again finds it done; a half-made copy is redone; removal takes it all.
+    #[test]
+    fn save_moves_shares_and_repeats() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        let big = "b".repeat(200_000);
+        let up1 = t.path().join("up1");
+        write(&up1.join("big"), &big);
+        let b1 = block_on(save(&data, "n", 1, Some(up1.clone()), None)).unwrap();
+        assert!(!up1.exists(), "moved, not copied");
+        assert!(b1 >= 200_000);
+        let v1 = version_dir(&data, "n", 1);
+        // Version 2 kept the big file as it was (cp -a keeps the times) and added one.
+        let up2 = t.path().join("up2");
+        std::fs::create_dir_all(&up2).unwrap();
+        let cp = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(v1.join("big"))
+            .arg(up2.join("big"))
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        write(&up2.join("new"), "n");
+        // A copy a crash left half-made is redone.
+        std::fs::create_dir_all(version_dir(&data, "n", 2).with_extension("copying")).unwrap();
+        let b2 = block_on(save(&data, "n", 2, Some(up2), Some(v1.clone()))).unwrap();
+        assert!(b2 < 100_000, "the big file is shared: {b2}");
+        let v2 = version_dir(&data, "n", 2);
+        assert!(!v2.with_extension("copying").exists());
+        assert_eq!(
+            std::fs::metadata(v1.join("big")).unwrap().ino(),
+            std::fs::metadata(v2.join("big")).unwrap().ino()
+        );
+        // Done already: the same answer, with no upper directory needed.
+        assert_eq!(
+            block_on(save(&data, "n", 2, None, Some(v1.clone()))).unwrap(),
+            b2
+        );
+        // Nothing anywhere: the files are gone, said so.
+        let e = block_on(save(&data, "n", 3, None, None)).unwrap_err();
+        assert!(matches!(e, CoreError::FilesGone { version: 3, .. }), "{e}");
+        remove(&data, "n", 1).unwrap();
+        assert_eq!(std::fs::read_to_string(v2.join("big")).unwrap(), big);
+        assert!(unique_bytes(&v2, None).unwrap() >= 200_000);
+        remove_all(&data, "n").unwrap();
+        assert!(!v2.exists());
     }
 
     /// Unchanged files become links to the version before; changed, new or re-timed ones stay
