@@ -157,8 +157,11 @@ async fn history(
 ) -> Api<Vec<VersionRecord>> {
     c.require_member()?;
     let _ready = d.ready().await?;
-    // After a new version's reply its old files are still being kept: wait for that.
-    let _lock = d.locks.lock(&format!("rs:{name}")).await;
+    // After a new version's reply its old files are still being kept: wait for that (a while;
+    // then the answer shows that version's size as not measured yet).
+    let _lock = tokio::time::timeout(Duration::from_secs(10), d.locks.lock(&format!("rs:{name}")))
+        .await
+        .ok();
     let cx = ctx(&d).await?;
     let mut h = cx.svc(&d, false).history(&name)?;
     for v in &mut h {
