@@ -673,7 +673,7 @@ fn a_retagged_image_does_not_change_the_base_of_later_versions() {
 }
 
 /// A folder of the image replaced by a new one (overlay's opaque folder) stays replaced across
-/// versions and in a rollback, with hard links, modes and a sparse file kept.
+/// versions and in a rollback, with hard links and modes kept (and holes, the copy way).
 #[test]
 fn a_replaced_image_folder_stays_replaced() {
     let rig = Rig::new(1);
@@ -710,10 +710,13 @@ fn a_replaced_image_folder_stays_replaced() {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 5, "{what}: {out}");
         assert_eq!(lines[..4], ["sparse", "z", "z2", "2 640"], "{what}: {out}");
-        assert!(
-            lines[4].parse::<u64>().unwrap() < 1024,
-            "{what}: still sparse: {out}"
-        );
+        // Holes survive the copy way; `docker commit` writes them out in full.
+        if copy_way() || what == "v1" {
+            assert!(
+                lines[4].parse::<u64>().unwrap() < 1024,
+                "{what}: still sparse: {out}"
+            );
+        }
     };
     check("v1");
     rig.ok(&["rs", "restart", &rs]);
