@@ -250,6 +250,7 @@ const en = {
     run_created: "container created",
     started: "new version started",
     recorded: "recorded",
+    saved: "old version's files kept",
     done: "done",
     undone: "undone",
     create_made: "disk made",

@@ -252,6 +252,7 @@ const zhCN: Messages = {
     run_created: "容器已创建",
     started: "新版本已启动",
     recorded: "已记录",
+    saved: "旧版本的文件已保存",
     done: "完成",
     undone: "已撤销",
     create_made: "磁盘已创建",
