@@ -219,16 +219,31 @@ fn share(dir: &Path, prev: Option<&Path>, scratch: &Path) -> Result<()> {
         std::fs::remove_dir_all(scratch).map_err(io(scratch))?;
     }
     std::fs::create_dir_all(scratch).map_err(io(scratch))?;
-    let tmp = scratch.join("link");
-    walk(dir, &mut |p, m| {
-        if !m.file_type().is_file() || m.nlink() != 1 || m.len() == 0 {
-            return Ok(());
-        }
-        let rel = p.strip_prefix(dir).unwrap_or(p);
-        let q = prev.join(rel);
+    share_in(dir, prev, &scratch.join("link"))?;
+    std::fs::remove_dir_all(scratch).map_err(io(scratch))
+}
+
+/// `share` for one folder and its counterpart in the version before. Both sides are followed
+/// only through real folders, never through a symbolic link (a container's files may link
+/// anywhere on the host).
+fn share_in(dir: &Path, prev: &Path, tmp: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let p = e.path();
+        let m = std::fs::symlink_metadata(&p).map_err(io(&p))?;
+        let q = prev.join(e.file_name());
         let Ok(n) = std::fs::symlink_metadata(&q) else {
-            return Ok(());
+            continue;
         };
+        if m.file_type().is_dir() {
+            if n.file_type().is_dir() {
+                share_in(&p, &q, tmp)?;
+            }
+            continue;
+        }
+        if !m.file_type().is_file() || m.nlink() != 1 || m.len() == 0 {
+            continue;
+        }
         let same_meta = n.file_type().is_file()
             && n.len() == m.len()
             && n.mode() == m.mode()
@@ -236,21 +251,20 @@ fn share(dir: &Path, prev: Option<&Path>, scratch: &Path) -> Result<()> {
             && n.gid() == m.gid()
             && n.mtime() == m.mtime()
             && n.mtime_nsec() == m.mtime_nsec();
-        if !same_meta || has_xattrs(p) || has_xattrs(&q) {
-            return Ok(());
+        if !same_meta || has_xattrs(&p) || has_xattrs(&q) {
+            continue;
         }
-        if !same_bytes(p, &q).map_err(io(p))? {
-            return Ok(());
+        if !same_bytes(&p, &q).map_err(io(&p))? {
+            continue;
         }
-        let _ = std::fs::remove_file(&tmp);
-        if std::fs::hard_link(&q, &tmp).is_err() {
+        let _ = std::fs::remove_file(tmp);
+        if std::fs::hard_link(&q, tmp).is_err() {
             // Another file system, or the link count is at its limit: stored twice, still right.
-            return Ok(());
+            continue;
         }
-        std::fs::rename(&tmp, p).map_err(io(p))?;
-        Ok(())
-    })?;
-    std::fs::remove_dir_all(scratch).map_err(io(scratch))
+        std::fs::rename(tmp, &p).map_err(io(&p))?;
+    }
+    Ok(())
 }
 
 /// Removes version `k`'s folder (and any half-made one).
@@ -392,6 +406,21 @@ mod tests {
             "the shared file no longer counts: {before} → {after}"
         );
         assert!(!t.path().join("scratch").exists());
+        // A folder that is a symbolic link in the version before is not followed.
+        let outside = t.path().join("outside");
+        write(&outside.join("f"), &big);
+        std::os::unix::fs::symlink(&outside, a.join("l")).unwrap();
+        std::fs::create_dir_all(b.join("l")).unwrap();
+        std::fs::copy(outside.join("f"), b.join("l/f")).unwrap();
+        let m = std::fs::metadata(outside.join("f")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(b.join("l/f"))
+            .unwrap()
+            .set_times(std::fs::FileTimes::new().set_modified(m.modified().unwrap()))
+            .unwrap();
+        share(&b, Some(&a), &t.path().join("scratch")).unwrap();
+        assert_ne!(ino(&outside.join("f")), ino(&b.join("l/f")));
         // No version before: nothing changes.
         share(&a, None, &t.path().join("scratch")).unwrap();
         assert_eq!(std::fs::read_to_string(a.join("d/changed")).unwrap(), "one");
