@@ -166,10 +166,17 @@ process.on("exit", stopAll);
 
 /** Selects all in a field and types over it, as a person would (React sees every key). */
 export async function typeInto(wd, css, text) {
-  const el = await wd.find(css);
-  await wd.cmd("POST", `/element/${el}/clear`, {});
-  await wd.cmd("POST", `/element/${el}/value`, { text: "\uE009a\uE009" + text });
-  const got = await wd.exec("return document.querySelector(arguments[0]).value", [css]);
+  let got;
+  // Under load WebKitWebDriver sometimes drops the Ctrl+A chord and the text lands after the old
+  // value: the field's text is selected as a person's double-click would, and typing is retried.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const el = await wd.find(css);
+    await wd.cmd("POST", `/element/${el}/clear`, {});
+    await wd.exec("const e = document.querySelector(arguments[0]); e.focus(); e.select?.()", [css]);
+    await wd.cmd("POST", `/element/${el}/value`, { text: "\uE009a\uE009" + text });
+    got = await wd.exec("return document.querySelector(arguments[0]).value", [css]);
+    if (got === text) return;
+  }
   assert.equal(got, text, `typed into ${css}`);
 }
 
