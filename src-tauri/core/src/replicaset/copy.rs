@@ -72,6 +72,57 @@ fn io(p: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
     move |e| CoreError::io(p, e)
 }
 
+/// (free, used) bytes of the file system that holds `path`.
+fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a NUL-terminated path and a zeroed statvfs for the kernel to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let f = st.f_frsize as u64;
+    Some((
+        st.f_bavail as u64 * f,
+        (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * f,
+    ))
+}
+
+/// Whether a copy of `need` bytes fits in `free`, keeping 1 % of what the file system holds
+/// (and at least 64 MiB) spare.
+pub fn fits(need: u64, free: u64, total: u64) -> bool {
+    need.saturating_add((total / 100).max(64 << 20)) <= free
+}
+
+/// Checks, before anything is stopped, that a copy of `src` fits on the file system of `dst`
+/// (Docker's storage). When the free space is at least what the whole file system holds, any
+/// folder on it fits and nothing is counted; otherwise `src` is measured.
+pub async fn check_room(name: &str, src: &Path, dst: &Path) -> Result<()> {
+    let Some((free, used)) = fs_space(dst) else {
+        return Ok(());
+    };
+    if fits(used, free, free + used) {
+        return Ok(());
+    }
+    let s = src.to_path_buf();
+    let need = tokio::task::spawn_blocking(move || unique_bytes(&s, None))
+        .await
+        .map_err(|e| CoreError::io(src, std::io::Error::other(e)))??;
+    if fits(need, free, free + used) {
+        return Ok(());
+    }
+    Err(CoreError::RsState {
+        name: name.into(),
+        state: "short of disk space for its files".into(),
+        hint: format!(
+            "carrying them over needs {} MB free where Docker keeps containers ({}), and {} MB are free. Nothing was stopped. Free some space (`gpudeck rs prune`, `docker system prune`), then try again.",
+            need / 1_000_000 + 1,
+            dst.display(),
+            free / 1_000_000
+        ),
+    })
+}
+
 /// Copies the tree `src` into the (existing) folder `dst`, everything kept.
 pub async fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let out = tokio::process::Command::new("cp")
@@ -298,6 +349,53 @@ mod tests {
     fn write(p: &Path, s: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, s).unwrap();
+    }
+
+    #[test]
+    fn room() {
+        let gb = 1_000_000_000u64;
+        assert!(fits(10 * gb, 50 * gb, 100 * gb));
+        assert!(!fits(10 * gb, 10 * gb, 100 * gb), "1 % stays spare");
+        assert!(!fits(1, 60 << 20, 1 << 30), "at least 64 MiB stay spare");
+        // The real file system answers.
+        assert!(fs_space(Path::new("/")).is_some_and(|(free, used)| free + used > 0));
+        assert!(fs_space(Path::new("/no/such/place")).is_none());
+    }
+
+    /// On a real, small file system (a 100 MiB tmpfs; root, as CI runs): a copy that would not
+    /// leave room is refused with the sizes before anything is stopped; a small one passes.
+    #[test]
+    fn a_copy_without_room_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join("fs");
+        std::fs::create_dir(&m).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=100m", "tmpfs"])
+            .arg(&m)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert_ne!(
+                unsafe { libc::geteuid() },
+                0,
+                "root could not mount a tmpfs"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let r = (|| {
+            let up = m.join("upper");
+            write(&up.join("small"), "s");
+            block_on(check_room("x", &up, &m))?;
+            std::fs::write(up.join("big"), vec![7u8; 60 << 20]).unwrap();
+            block_on(check_room("x", &up, &m))
+        })();
+        let _ = std::process::Command::new("umount").arg(&m).status();
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("Nothing was stopped") && e.contains("MB free"),
+            "{e}"
+        );
     }
 
     #[test]

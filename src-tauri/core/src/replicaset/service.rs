@@ -595,10 +595,14 @@ impl<'a> ReplicaSets<'a> {
         match source {
             // The old container, committed once it is stopped.
             Source::Current => match old_state {
-                Some(c) if copy::usable_upper(c).is_some() => Ok(Start::CopyOld {
-                    from: facts(c.image.clone()).await?,
-                    upper: copy::usable_upper(c).unwrap_or_default(),
-                }),
+                Some(c) if copy::usable_upper(c).is_some() => {
+                    let upper = copy::usable_upper(c).unwrap_or_default();
+                    copy::check_room(name, &upper, &upper).await?;
+                    Ok(Start::CopyOld {
+                        from: facts(c.image.clone()).await?,
+                        upper,
+                    })
+                }
                 Some(c) => {
                     let f = facts(c.image.clone()).await?;
                     Ok(Start::CommitOld {
@@ -621,6 +625,9 @@ impl<'a> ReplicaSets<'a> {
                         return Err(gone);
                     }
                     let from = image_facts(self.env.docker, parent).await?.ok_or(gone)?;
+                    if let Some(up) = old_state.and_then(|c| c.upper_dir.as_deref()) {
+                        copy::check_room(name, &dir, std::path::Path::new(up)).await?;
+                    }
                     return Ok(Start::Folder { from, dir });
                 }
                 let f = match snap {
