@@ -451,28 +451,7 @@ fn fifty_concurrent_runs_on_eight_gpus() {
 #[test]
 fn a_crash_at_any_step_of_a_patch_loses_nothing() {
     let rig = Rig::new(4);
-    let steps: &[&str] = if copy_way() {
-        &[
-            "begun",
-            "claimed",
-            "stopped_old",
-            "created",
-            "copied",
-            "started",
-            "recorded",
-            "saved",
-        ]
-    } else {
-        &[
-            "begun",
-            "claimed",
-            "stopped_old",
-            "committed",
-            "created",
-            "started",
-            "recorded",
-        ]
-    };
+    let steps = patch_steps();
     for &step in steps {
         let rs = name("k");
         rig.run_rs(&rs, &["--gpus", "1", "--port", "8080"]);

@@ -355,6 +355,32 @@ pub fn copy_way() -> bool {
     docker_ok(&["info", "-f", "{{.Driver}}"]) == "overlay2"
 }
 
+/// The journaled steps of a patch on this engine, in order ("done" not included).
+pub fn patch_steps() -> &'static [&'static str] {
+    if copy_way() {
+        &[
+            "begun",
+            "claimed",
+            "stopped_old",
+            "created",
+            "copied",
+            "started",
+            "recorded",
+            "saved",
+        ]
+    } else {
+        &[
+            "begun",
+            "claimed",
+            "stopped_old",
+            "committed",
+            "created",
+            "started",
+            "recorded",
+        ]
+    }
+}
+
 /// A container removed when dropped.
 pub struct Container(pub String);
 

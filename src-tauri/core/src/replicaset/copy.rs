@@ -203,7 +203,7 @@ pub async fn save(
 pub fn unique_bytes(dir: &Path, prev: Option<&Path>) -> Result<u64> {
     let mut shared = HashSet::new();
     if let Some(p) = prev.filter(|p| p.is_dir()) {
-        walk(p, &mut |_, m| {
+        walk(p, &mut |m| {
             if m.file_type().is_file() && m.nlink() > 1 {
                 shared.insert((m.dev(), m.ino()));
             }
@@ -211,7 +211,7 @@ pub fn unique_bytes(dir: &Path, prev: Option<&Path>) -> Result<u64> {
         })?;
     }
     let (mut seen, mut bytes) = (HashSet::new(), 0u64);
-    walk(dir, &mut |_, m| {
+    walk(dir, &mut |m| {
         if !shared.contains(&(m.dev(), m.ino())) && seen.insert((m.dev(), m.ino())) {
             bytes += m.blocks() * 512;
         }
@@ -221,12 +221,12 @@ pub fn unique_bytes(dir: &Path, prev: Option<&Path>) -> Result<u64> {
 }
 
 /// Every entry below `dir` (not `dir` itself), depth first, without following links.
-fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata) -> Result<()>) -> Result<()> {
+fn walk(dir: &Path, f: &mut dyn FnMut(&std::fs::Metadata) -> Result<()>) -> Result<()> {
     for e in std::fs::read_dir(dir).map_err(io(dir))? {
         let e = e.map_err(io(dir))?;
         let p = e.path();
         let m = std::fs::symlink_metadata(&p).map_err(io(&p))?;
-        f(&p, &m)?;
+        f(&m)?;
         if m.file_type().is_dir() {
             walk(&p, f)?;
         }

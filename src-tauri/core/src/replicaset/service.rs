@@ -593,17 +593,16 @@ impl<'a> ReplicaSets<'a> {
                 .ok_or(CoreError::ImageMissing(img))
         };
         match source {
-            // The old container, committed once it is stopped.
-            Source::Current => match old_state {
-                Some(c) if copy::usable_upper(c).is_some() => {
-                    let upper = copy::usable_upper(c).unwrap_or_default();
+            // The old container: its upper directory copied (overlay2), or committed once stopped.
+            Source::Current => match old_state.map(|c| (c, copy::usable_upper(c))) {
+                Some((c, Some(upper))) => {
                     copy::check_room(name, &upper, &upper).await?;
                     Ok(Start::CopyOld {
                         from: facts(c.image.clone()).await?,
                         upper,
                     })
                 }
-                Some(c) => {
+                Some((c, None)) => {
                     let f = facts(c.image.clone()).await?;
                     Ok(Start::CommitOld {
                         flatten: files::must_flatten(f.layers),
