@@ -973,3 +973,163 @@ fn a_long_chain_is_flattened_near_the_layer_limit() {
     ]);
     assert!(left.is_empty(), "{left}");
 }
+
+/// What the engine did to container `c` since `since` (Unix seconds), in order: "pause",
+/// "commit", "kill 9", "kill 15", …
+fn engine_events(c: &str, since: f64) -> Vec<String> {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    docker_ok(&[
+        "events",
+        "--since",
+        &format!("{since:.3}"),
+        "--until",
+        &format!("{until:.3}"),
+        "--filter",
+        &format!("container={c}"),
+        "--format",
+        "{{.Action}} {{index .Actor.Attributes \"signal\"}}",
+    ])
+    .lines()
+    .map(|l| l.trim().to_string())
+    .collect()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The layer way: a workload in which nothing handles the stop signal is committed frozen and
+/// then killed (there is nothing it could write on its way down); one that handles it is stopped
+/// gracefully first and what it writes then is kept. A handler in any process of the container
+/// (a `docker exec` session too) keeps the graceful stop, and a paused replicaSet is committed
+/// as it is.
+#[test]
+fn the_layer_way_commits_a_quiet_workload_frozen_and_lets_a_listening_one_finish() {
+    let rig = Rig::new(0);
+    rig.fake.always_env("GPUDECK_CARRY", "layers");
+    let run = |rs: &str, cmd: &[&str]| {
+        let mut a = vec!["rs", "run", rs, "--image", TEST_IMAGE, "--"];
+        a.extend_from_slice(cmd);
+        rig.ok(&a)
+    };
+    let at = |ev: &[String], what: &str| ev.iter().position(|e| e == what);
+
+    let quiet = name("quiet");
+    run(&quiet, &["sleep", "1000000"]);
+    rig.sh(&quiet, "echo mine > /mine");
+    let t0 = unix_now();
+    assert_eq!(rig.ok(&["rs", "restart", &quiet])["version"], 2);
+    let ev = engine_events(&format!("{quiet}-1"), t0);
+    let (pause, commit, kill) = (at(&ev, "pause"), at(&ev, "commit"), at(&ev, "kill 9"));
+    assert!(
+        pause.is_some() && pause < commit && commit < kill,
+        "committed frozen, then killed: {ev:?}"
+    );
+    assert!(at(&ev, "kill 15").is_none(), "{ev:?}");
+    assert_eq!(rig.sh(&quiet, "cat /mine")["stdout"], "mine\n");
+
+    let listening = name("listen");
+    run(
+        &listening,
+        &[
+            "sh",
+            "-c",
+            "trap 'echo bye > /bye; exit 0' TERM; while true; do sleep 0.2; done",
+        ],
+    );
+    let t0 = unix_now();
+    assert_eq!(rig.ok(&["rs", "restart", &listening])["version"], 2);
+    let ev = engine_events(&format!("{listening}-1"), t0);
+    let (stop, commit) = (at(&ev, "kill 15"), at(&ev, "commit"));
+    assert!(
+        stop.is_some() && stop < commit,
+        "stopped, then committed: {ev:?}"
+    );
+    assert!(at(&ev, "kill 9").is_none(), "{ev:?}");
+    // What it wrote on the stop signal is in the new version.
+    assert_eq!(rig.sh(&listening, "cat /bye")["stdout"], "bye\n");
+    assert_eq!(rig.ok(&["rs", "info", &listening])["status"], "running");
+
+    // A quiet main process, and a `docker exec` session that handles SIGTERM.
+    let exec = name("exec");
+    run(&exec, &["sleep", "1000000"]);
+    docker_ok(&[
+        "exec",
+        "-d",
+        &format!("{exec}-1"),
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t0 = unix_now();
+    rig.ok(&["rs", "restart", &exec]);
+    let ev = engine_events(&format!("{exec}-1"), t0);
+    assert!(
+        at(&ev, "kill 15").is_some() && at(&ev, "kill 9").is_none(),
+        "{ev:?}"
+    );
+
+    // Paused by its user: committed as it is, and the new version runs.
+    let paused = name("paused");
+    run(&paused, &["sleep", "1000000"]);
+    rig.sh(&paused, "echo still > /still");
+    rig.ok(&["rs", "pause", &paused]);
+    let v = rig.ok(&["rs", "restart", &paused]);
+    assert_eq!(
+        (v["version"].as_u64(), v["status"].as_str()),
+        (Some(2), Some("running"))
+    );
+    assert_eq!(rig.sh(&paused, "cat /still")["stdout"], "still\n");
+    for rs in [&quiet, &listening, &exec, &paused] {
+        rig.cleanup(rs);
+    }
+}
+
+/// The frozen commit's steps, each a crash: the next start undoes it (the old version runs
+/// again, no longer frozen) or finishes it, and no file is lost.
+#[test]
+fn a_crash_at_any_step_of_a_frozen_commit_loses_nothing() {
+    let rig = Rig::new(2);
+    rig.fake.always_env("GPUDECK_CARRY", "layers");
+    for step in [
+        "claimed",
+        "committed",
+        "stopped_old",
+        "created",
+        "started",
+        "recorded",
+    ] {
+        let rs = name("fz");
+        rig.ok(&[
+            "rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1", "--", "sleep", "1000000",
+        ]);
+        rig.sh(&rs, "echo precious > /precious");
+        rig.fake
+            .crash_at(step, &["rs", "patch", &rs, "--gpus", "2"]);
+        let info = rig.ok(&["rs", "info", &rs]);
+        assert_eq!(info["status"], "running", "{step}: {info}");
+        let expect = if step == "recorded" { 2 } else { 1 };
+        assert_eq!(info["version"], expect, "{step}");
+        assert_eq!(Rig::gpus_of(&info).len(), expect as usize, "{step}");
+        assert_eq!(
+            rig.sh(&rs, "cat /precious")["stdout"],
+            "precious\n",
+            "{step}"
+        );
+        let containers = docker_ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gpudeck.replicaset={rs}"),
+        ]);
+        assert_eq!(containers.lines().count(), 1, "{step}: one container");
+        rig.cleanup(&rs);
+    }
+}

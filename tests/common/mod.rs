@@ -90,6 +90,8 @@ pub struct FakeNvml {
     pub gpus: Vec<FakeGpu>,
     pub procs: Vec<(usize, u32, u64)>,
     service: std::sync::Mutex<Option<std::process::Child>>,
+    /// Added to the service's environment at every (re)start (`always_env`).
+    always: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Drop for FakeNvml {
@@ -113,6 +115,7 @@ impl FakeNvml {
             gpus: (0..n).map(|i| FakeGpu::a100(tag, i)).collect(),
             procs: vec![],
             service: std::sync::Mutex::new(None),
+            always: std::sync::Mutex::new(vec![]),
         };
         f.write();
         // Its own host port range too, so that tests running at once never race for a port.
@@ -194,7 +197,20 @@ impl FakeNvml {
             .env("PATH", rig_path())
             .env("RUST_LOG", "warn")
             .env_remove("GPUDECK_CRASH_AT");
+        for (k, v) in self.always.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            c.env(k, v);
+        }
         c
+    }
+
+    /// Gives the service `key`=`value` at every start from now on, crash restarts included
+    /// (`GPUDECK_CARRY=layers`), and restarts it.
+    pub fn always_env(&self, key: &str, value: &str) {
+        self.always
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key.into(), value.into()));
+        self.start_service_with(&[]);
     }
 
     /// (Re)starts this fake's service with `env` added (e.g. GPUDECK_CRASH_AT) and waits until it

@@ -252,6 +252,10 @@ pub struct ContainerState {
     pub labels: HashMap<String, String>,
     /// Its overlay2 upper directory, where the engine says (overlay2 only).
     pub upper_dir: Option<String>,
+    /// The host PID of its first process, while it runs.
+    pub pid: Option<u32>,
+    /// The signal a graceful stop sends, where its config names one (else SIGTERM).
+    pub stop_signal: Option<String>,
 }
 
 /// What `exec` returns.
@@ -458,6 +462,34 @@ impl DockerAdapter {
         tolerate(r, 304).map(|_| ())
     }
 
+    /// SIGKILL (a paused container too); returns once it has ended.
+    pub async fn kill(&self, id: &str) -> Result<()> {
+        let r = self
+            .docker
+            .kill_container(
+                id,
+                Some(bollard::query_parameters::KillContainerOptions {
+                    signal: "SIGKILL".into(),
+                }),
+            )
+            .await;
+        tolerate(r, 409)?;
+        // The engine's answer may come before it has torn the container down (its ports).
+        use futures_util::StreamExt;
+        let mut wait = self.docker.wait_container(
+            id,
+            Some(bollard::query_parameters::WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
+        match wait.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            // Its exit status (137) is no error here.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => Ok(()),
+            Some(Err(e)) => tolerate::<()>(Err(e), 404).map(|_| ()),
+        }
+    }
+
     pub async fn pause(&self, id: &str) -> Result<()> {
         Ok(self.docker.pause_container(id).await?)
     }
@@ -491,6 +523,13 @@ impl DockerAdapter {
             404,
         )?;
         Ok(c.map(|c| ContainerState {
+            pid: c
+                .state
+                .as_ref()
+                .and_then(|s| s.pid)
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
+            stop_signal: c.config.as_ref().and_then(|c| c.stop_signal.clone()),
             id: c.id.unwrap_or_default(),
             name: c
                 .name

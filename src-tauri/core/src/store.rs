@@ -411,6 +411,9 @@ pub fn progress() -> tokio::sync::broadcast::Receiver<Progress> {
 }
 
 fn emit(kind: String, subject: String, step: &str) {
+    // With timestamps in the service's log (RUST_LOG=gpudeck_core=debug): where an operation's
+    // time goes.
+    tracing::debug!(%kind, %subject, step, "journal step");
     let _ = progress_channel().send(Progress {
         kind,
         subject,

@@ -88,6 +88,13 @@ pub async fn commit_snapshot(
     name: &str,
     version: u32,
 ) -> Result<(String, u64)> {
+    let snap = commit_files(d, id, name, version).await?;
+    let bytes = top_layer_bytes(d, &snap).await?;
+    Ok((snap, bytes))
+}
+
+/// `commit_snapshot` without the size (which a caller in a hurry reads later).
+pub async fn commit_files(d: &DockerAdapter, id: &str, name: &str, version: u32) -> Result<String> {
     let r = d
         .client()
         .commit_container(
@@ -102,7 +109,7 @@ pub async fn commit_snapshot(
             ContainerConfig::default(),
         )
         .await?;
-    Ok((r.id.clone(), top_layer_bytes(d, &r.id).await?))
+    Ok(r.id)
 }
 
 /// The size of the newest layer of an image (`docker history`'s first row).

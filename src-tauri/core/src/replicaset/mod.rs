@@ -2,6 +2,7 @@
 
 pub(crate) mod copy;
 pub(crate) mod files;
+mod quiesce;
 mod service;
 mod spec;
 pub mod store;

@@ -9,6 +9,9 @@
 //! Elsewhere the old container is committed to a snapshot image and the new one is created from
 //! it, Docker API only (see `files`):
 //!   begun → claimed → stopped_old → committed → created → started → recorded → done
+//! or, when nothing in the running old container acts on its stop signal (see `quiesce`), it is
+//! committed frozen and killed while the new one is created:
+//!   begun → claimed → committed → stopped_old → created → started → recorded → done
 //! The service replies once the new version is recorded and finishes the rest (keeping the old
 //! version's files, removing its container) right after, still holding the replicaSet's lock.
 //! Everything a step needs (the image, the files to start from, the layer limit) is checked before
@@ -28,6 +31,7 @@ use ts_rs::TS;
 
 use super::copy;
 use super::files::{self, image_facts, ImageFacts};
+use super::quiesce;
 use super::spec::{describe_change, validate_name, validate_spec, RsSpec, LABEL_RS};
 use crate::alloc::{host_listening_ports, GpuCandidate};
 use crate::docker::{ContainerState, CreateArgs, DockerAdapter, ExecOutput};
@@ -692,24 +696,41 @@ impl<'a> ReplicaSets<'a> {
             .as_ref()
             .is_some_and(|c| c.status == "running" || c.status == "paused")
             && !stopped;
-        let payload = json!({ "name": name, "old": cur, "new": next, "was_running": was_running, "was_stopped": stopped });
+        let was_paused = old_state.as_ref().is_some_and(|c| c.status == "paused") && !stopped;
+        let payload = json!({ "name": name, "old": cur, "new": next, "was_running": was_running, "was_paused": was_paused, "was_stopped": stopped });
         let id = self.db(|s| s.journal_begin(op, name, &payload))?;
         crash_point("begun");
 
         let result = async {
             let keep: Vec<u16> = old.ports.iter().map(|(_, h)| *h).collect();
-            let (gpus, ports) = self.claim(name, &spec, &keep).await?;
-            self.step(id, "claimed")?;
-            if let Some(c) = &old_state {
-                if c.status == "paused" {
-                    self.env.docker.unpause(&c.id).await?;
+            // The layer way, the old version running: when nothing in it acts on the stop signal
+            // it is committed frozen and then killed, losing nothing (see `quiesce`); otherwise
+            // it is stopped gracefully first and committed after. Freezing is undone on failure
+            // (`undo`), so it overlaps the claim.
+            let freeze = async {
+                match &old_state {
+                    Some(c) if was_running && !start_flatten && copy::usable_upper(c).is_none() => {
+                        self.freeze_if_quiet(c).await
+                    }
+                    Some(c) => (false, c.status == "paused"),
+                    None => (false, false),
                 }
-                self.env
-                    .docker
-                    .stop(&c.id, self.env.settings.stop_timeout_s)
-                    .await?;
+            };
+            let (claimed, (quiet, paused)) = tokio::join!(self.claim(name, &spec, &keep), freeze);
+            let (gpus, ports) = claimed?;
+            self.step(id, "claimed")?;
+            if !quiet {
+                if let Some(c) = &old_state {
+                    if paused {
+                        self.env.docker.unpause(&c.id).await?;
+                    }
+                    self.env
+                        .docker
+                        .stop(&c.id, self.env.settings.stop_timeout_s)
+                        .await?;
+                }
+                self.step(id, "stopped_old")?;
             }
-            self.step(id, "stopped_old")?;
             // The old version's files become its snapshot (kept for a rollback to it): committed
             // now, or (copied way) kept as a folder once the new version is recorded.
             let mut replaced: Option<(String, Option<u64>)> = None;
@@ -722,12 +743,15 @@ impl<'a> ReplicaSets<'a> {
                 if copy::usable_upper(c).is_some() {
                     replaced = Some((copy::snapshot_id(&c.image), None));
                 } else {
-                    let (snap, bytes) = if start_flatten {
-                        files::flatten_snapshot(self.env.docker, &c.id, name, cur).await?
+                    // Its size is read after the reply (`finish`).
+                    replaced = Some(if start_flatten {
+                        let (snap, bytes) =
+                            files::flatten_snapshot(self.env.docker, &c.id, name, cur).await?;
+                        (snap, Some(bytes))
                     } else {
-                        files::commit_snapshot(self.env.docker, &c.id, name, cur).await?
-                    };
-                    replaced = Some((snap, Some(bytes)));
+                        let snap = files::commit_files(self.env.docker, &c.id, name, cur).await?;
+                        (snap, None)
+                    });
                     self.step(id, "committed")?;
                 }
             }
@@ -762,7 +786,20 @@ impl<'a> ReplicaSets<'a> {
                 image_id: old.image_id.clone(),
                 ..Default::default()
             };
-            let new_id = self.create(&rec, &from).await?;
+            let new_id = match old_state.as_ref().filter(|_| quiet) {
+                // Its kill (the engine tears down its network and mounts) overlaps the creation.
+                Some(c) => {
+                    let (killed, created) =
+                        tokio::join!(self.env.docker.kill(&c.id), self.create(&rec, &from));
+                    if let Ok(new_id) = &created {
+                        self.db(|s| s.journal_set(id, "new_id", new_id))?;
+                    }
+                    killed?;
+                    self.step(id, "stopped_old")?;
+                    created?
+                }
+                None => self.create(&rec, &from).await?,
+            };
             self.db(|s| s.journal_set(id, "new_id", &new_id))?;
             self.step(id, "created")?;
             if let Some(src) = &copy_from {
@@ -812,6 +849,25 @@ impl<'a> ReplicaSets<'a> {
         }
     }
 
+    /// Freezes the old container (unless the user paused it already) and says whether nothing in
+    /// it acts on its stop signal; also whether it is paused now. Any doubt: not quiet.
+    async fn freeze_if_quiet(&self, c: &ContainerState) -> (bool, bool) {
+        let Some(pid) = c.pid else {
+            return (false, c.status == "paused");
+        };
+        if c.status == "running" && self.env.docker.pause(&c.id).await.is_err() {
+            // No freezer (some rootless setups): the graceful stop.
+            return (false, false);
+        }
+        let (cid, sig) = (c.id.clone(), c.stop_signal.clone());
+        let quiet = tokio::task::spawn_blocking(move || {
+            quiesce::nothing_acts_on_stop(&cid, pid, sig.as_deref())
+        })
+        .await
+        .unwrap_or(false);
+        (quiet, true)
+    }
+
     /// The new version runs: the old version's files are kept (copied way: moved to its folder,
     /// shared with the version before), then the old container goes. Safe to repeat.
     async fn finish(&self, id: i64, name: &str, old: u32) -> Result<()> {
@@ -839,6 +895,17 @@ impl<'a> ReplicaSets<'a> {
                 Err(e) => return Err(e),
             }
             self.step(id, "saved")?;
+        } else if let Some(v) = versions
+            .iter()
+            .find(|v| v.version == old && v.snapshot_bytes.is_none())
+        {
+            // A snapshot image committed in a hurry: its size, for the timeline.
+            if let Some(snap) = v.snapshot_id.as_deref() {
+                match files::top_layer_bytes(self.env.docker, snap).await {
+                    Ok(bytes) => self.db(|s| s.rs_set_snapshot_bytes(name, old, bytes))?,
+                    Err(e) => tracing::warn!("the size of {name}-{old}'s files: {e}"),
+                }
+            }
         }
         self.env.docker.remove(&container_name(name, old)).await
     }
@@ -878,8 +945,16 @@ impl<'a> ReplicaSets<'a> {
         self.db(|s| s.restore_claims(name, &rec.gpus, &ports))?;
         if p["was_running"].as_bool() == Some(true) {
             if let Some(c) = self.env.docker.state(&container_name(name, old)).await? {
-                if c.status != "running" {
+                // Frozen for its commit, or stopped (or killed) for the new version; paused
+                // again if the user had paused it.
+                let was_paused = p["was_paused"].as_bool() == Some(true);
+                if c.status == "paused" && !was_paused {
+                    self.env.docker.unpause(&c.id).await?;
+                } else if c.status != "running" && c.status != "paused" {
                     self.env.docker.start(&c.id).await?;
+                    if was_paused {
+                        self.env.docker.pause(&c.id).await?;
+                    }
                 }
             }
         }
