@@ -86,7 +86,9 @@ mkfs.xfs -q -f "$vm/xfs.img"
 rm -f "$vm/rc"
 
 echo "vm: booting $kver (emulated: KVM here is nested and does not boot it)" >&2
-timeout "${GPUDECK_VM_TIMEOUT:-1200}" qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -cpu max \
+# One vCPU by default: with two, emulated (TCG) vCPUs were seen to lock up for good on a fresh
+# machine (runc and its child each "stuck" on one CPU for minutes, until the timeout).
+timeout "${GPUDECK_VM_TIMEOUT:-1200}" qemu-system-x86_64 -accel tcg -m 3072 -smp "${GPUDECK_VM_CPUS:-1}" -cpu max \
   -kernel "$vm/root/boot/vmlinuz-$kver" -initrd "$vm/initrd.img" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 gd_inside=$vm/inside.sh" \
   -nographic -no-reboot -nodefaults -serial stdio \
