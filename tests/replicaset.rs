@@ -94,6 +94,18 @@ impl Rig {
     }
 }
 
+/// How many containers (any state) replicaSet `rs` has.
+fn containers_of(rs: &str) -> usize {
+    docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=gpudeck.replicaset={rs}"),
+    ])
+    .lines()
+    .count()
+}
+
 fn ports_of(v: &Value) -> Vec<u64> {
     v["ports"]
         .as_array()
@@ -473,13 +485,7 @@ fn a_crash_at_any_step_of_a_patch_loses_nothing() {
             "precious\n",
             "{step}"
         );
-        let containers = docker_ok(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gpudeck.replicaset={rs}"),
-        ]);
-        assert_eq!(containers.lines().count(), 1, "{step}: one container");
+        assert_eq!(containers_of(&rs), 1, "{step}: one container");
         let claims = rig.ok(&["ports"]);
         let mine: Vec<&Value> = claims["used"]
             .as_array()
@@ -977,10 +983,7 @@ fn a_long_chain_is_flattened_near_the_layer_limit() {
 /// What the engine did to container `c` since `since` (Unix seconds), in order: "pause",
 /// "commit", "kill 9", "kill 15", …
 fn engine_events(c: &str, since: f64) -> Vec<String> {
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let until = unix_now();
     docker_ok(&[
         "events",
         "--since",
@@ -1123,13 +1126,7 @@ fn a_crash_at_any_step_of_a_frozen_commit_loses_nothing() {
             "precious\n",
             "{step}"
         );
-        let containers = docker_ok(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gpudeck.replicaset={rs}"),
-        ]);
-        assert_eq!(containers.lines().count(), 1, "{step}: one container");
+        assert_eq!(containers_of(&rs), 1, "{step}: one container");
         rig.cleanup(&rs);
     }
 }

@@ -87,10 +87,7 @@ pub fn signal_number(name: Option<&str>) -> Option<i32> {
 
 /// A hexadecimal mask line (`SigCgt:\t0000000000004002`) of a procfs status text.
 pub fn mask(status: &str, key: &str) -> Option<u64> {
-    let v = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
-    u64::from_str_radix(v.trim(), 16).ok()
+    u64::from_str_radix(field(status, key)?, 16).ok()
 }
 
 fn bit(sig: i32) -> u64 {

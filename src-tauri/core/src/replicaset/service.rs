@@ -798,9 +798,12 @@ impl<'a> ReplicaSets<'a> {
                     self.step(id, "stopped_old")?;
                     created?
                 }
-                None => self.create(&rec, &from).await?,
+                None => {
+                    let new_id = self.create(&rec, &from).await?;
+                    self.db(|s| s.journal_set(id, "new_id", &new_id))?;
+                    new_id
+                }
             };
-            self.db(|s| s.journal_set(id, "new_id", &new_id))?;
             self.step(id, "created")?;
             if let Some(src) = &copy_from {
                 let upper = self
