@@ -1130,3 +1130,87 @@ fn a_crash_at_any_step_of_a_frozen_commit_loses_nothing() {
         rig.cleanup(&rs);
     }
 }
+
+/// A small file system mounted (tmpfs) for the test, unmounted when dropped.
+struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    fn mount(mb: u32, filled_mb: u32) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().to_str().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs", p])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs on {p}");
+        let fill = std::process::Command::new("dd")
+            .args([
+                "if=/dev/zero",
+                &format!("of={p}/fill"),
+                "bs=1M",
+                &format!("count={filled_mb}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(fill.status.success());
+        SmallFs(dir)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// The layer way checks, before anything is stopped, that the old container's commit and the
+/// new container fit where the engine keeps its data, asking the engine for the sizes (real
+/// containers, a real 256 MB file system with 100 MB free): a container that changed 4 MB
+/// passes, one that changed 40 MB is refused with how much it needs and how much is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_way_checks_for_room_before_stopping_anything() {
+    use gpudeck_core::replicaset::check_room_at;
+    let driver = docker_ok(&["info", "-f", "{{.Driver}}"]);
+    let d = gpudeck_core::docker::DockerAdapter::new(None)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let changed = |mb: u32| {
+        let c = Container::run(&unique("gpudeck-room"), &[], &["sleep", "300"]);
+        docker_ok(&[
+            "exec",
+            &c.0,
+            "dd",
+            "if=/dev/zero",
+            "of=/changed",
+            "bs=1M",
+            &format!("count={mb}"),
+        ]);
+        c
+    };
+    let (small, big) = (changed(4), changed(40));
+    let fs = SmallFs::mount(256, 156);
+    check_room_at(&d, "small", &small.0, fs.0.path(), &driver)
+        .await
+        .expect("4 MB of changes fit in 100 MB");
+    let e = check_room_at(&d, "big", &big.0, fs.0.path(), &driver)
+        .await
+        .expect_err("40 MB of changes, twice over, leave less than 64 MB spare")
+        .to_string();
+    assert!(
+        e.contains("short of disk space")
+            && e.contains("Nothing was stopped")
+            && e.contains("MB are free"),
+        "{e}"
+    );
+    // Nothing was touched: both still run.
+    for c in [&small, &big] {
+        assert_eq!(
+            docker_ok(&["inspect", "-f", "{{.State.Status}}", &c.0]),
+            "running"
+        );
+    }
+}

@@ -550,6 +550,19 @@ impl DockerAdapter {
         }))
     }
 
+    /// The bytes container `id` changed and the bytes its whole file system holds (`docker ps
+    /// --size`; the engine walks the files to count them); `None` where the engine does not say.
+    pub async fn sizes(&self, id: &str) -> Result<Option<(u64, u64)>> {
+        let c = self
+            .docker
+            .inspect_container(id, Some(InspectContainerOptions { size: true }))
+            .await?;
+        Ok(match (c.size_rw, c.size_root_fs) {
+            (Some(rw), Some(root)) => Some((rw.max(0) as u64, root.max(0) as u64)),
+            _ => None,
+        })
+    }
+
     /// Every container (any state) that carries `label`: its name → its state ("running", …).
     pub async fn states_by_label(&self, label: &str) -> Result<HashMap<String, String>> {
         Ok(self

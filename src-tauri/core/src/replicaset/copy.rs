@@ -73,7 +73,7 @@ fn io(p: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
 }
 
 /// (free, used) bytes of the file system that holds `path`.
-fn fs_space(path: &Path) -> Option<(u64, u64)> {
+pub(super) fn fs_space(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: a NUL-terminated path and a zeroed statvfs for the kernel to fill.

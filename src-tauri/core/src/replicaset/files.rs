@@ -108,8 +108,89 @@ pub async fn commit_files(d: &DockerAdapter, id: &str, name: &str, version: u32)
             },
             ContainerConfig::default(),
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            let e = e.to_string();
+            if e.to_lowercase().contains("no space left") {
+                CoreError::RsState {
+                    name: name.into(),
+                    state: "short of disk space for its files".into(),
+                    hint: format!("Docker ran out of disk space keeping them ({e}). It was put back as it was. Free some space (`gpudeck rs prune`, `docker system prune`), then try again."),
+                }
+            } else {
+                CoreError::Docker(e)
+            }
+        })?;
     Ok(r.id)
+}
+
+/// What the layer way needs free where Docker keeps its data to commit a container whose
+/// changes take `rw` bytes, on a file system of `rootfs` bytes, and create the next version from
+/// the commit.
+pub fn layer_need(driver: &str, rw: u64, rootfs: u64) -> u64 {
+    match driver {
+        // vfs keeps every layer and container as a full copy: the committed layer, then the new
+        // container's init and writable layers.
+        "vfs" => rootfs.saturating_mul(3),
+        // Elsewhere only the changes are stored again: the layer (and, in the containerd image
+        // store, its compressed blob beside it).
+        _ => rw.saturating_mul(2),
+    }
+}
+
+/// Checks, before anything is stopped, that committing the container `id` of `name` and
+/// creating the next version from it fits where the engine keeps its data. Not checked where
+/// that folder is out of reach (an engine on another machine) or the engine does not count a
+/// container's files.
+pub async fn check_room(d: &DockerAdapter, name: &str, id: &str) -> Result<()> {
+    let info = d.info().await?;
+    let Some(root) = info.docker_root_dir else {
+        return Ok(());
+    };
+    check_room_at(
+        d,
+        name,
+        id,
+        std::path::Path::new(&root),
+        info.storage_driver.as_deref().unwrap_or_default(),
+    )
+    .await
+}
+
+/// `check_room` with the engine's data folder and storage driver given.
+pub async fn check_room_at(
+    d: &DockerAdapter,
+    name: &str,
+    id: &str,
+    root: &std::path::Path,
+    driver: &str,
+) -> Result<()> {
+    let Some((free, used)) = super::copy::fs_space(root) else {
+        return Ok(());
+    };
+    let total = free + used;
+    // A container holds no more than the file system does: when even that fits, the engine is
+    // not asked to count (it walks the files).
+    if super::copy::fits(layer_need(driver, used, used), free, total) {
+        return Ok(());
+    }
+    let Some((rw, rootfs)) = d.sizes(id).await? else {
+        return Ok(());
+    };
+    let need = layer_need(driver, rw, rootfs);
+    if super::copy::fits(need, free, total) {
+        return Ok(());
+    }
+    Err(CoreError::RsState {
+        name: name.into(),
+        state: "short of disk space for its files".into(),
+        hint: format!(
+            "keeping its files for the new version needs {} MB free where Docker keeps its data ({}), and {} MB are free. Nothing was stopped. Free some space (`gpudeck rs prune`, `docker system prune`), then try again.",
+            need / 1_000_000 + 1,
+            root.display(),
+            free / 1_000_000
+        ),
+    })
 }
 
 /// The size of the newest layer of an image (`docker history`'s first row).
@@ -386,6 +467,16 @@ mod tests {
         assert_ne!(state_volume("pg", "/a"), state_volume("pg", "/b"));
         assert_ne!(state_volume("pg", "/a"), state_volume("ph", "/a"));
         assert!(state_volume("pg", "/a").starts_with("gpudeck-pg-"));
+    }
+
+    #[test]
+    fn the_layer_way_needs_the_changes_twice_or_three_full_copies_on_vfs() {
+        let mb = 1u64 << 20;
+        assert_eq!(layer_need("overlay2", 10 * mb, 500 * mb), 20 * mb);
+        assert_eq!(layer_need("overlayfs", 10 * mb, 500 * mb), 20 * mb);
+        assert_eq!(layer_need("btrfs", 0, 500 * mb), 0);
+        assert_eq!(layer_need("vfs", 10 * mb, 500 * mb), 1500 * mb);
+        assert_eq!(layer_need("vfs", 0, u64::MAX), u64::MAX, "no overflow");
     }
 
     #[test]

@@ -607,7 +607,12 @@ impl<'a> ReplicaSets<'a> {
                     })
                 }
                 Some((c, None)) => {
-                    let f = facts(c.image.clone()).await?;
+                    let (f, room) = tokio::join!(
+                        facts(c.image.clone()),
+                        files::check_room(self.env.docker, name, &c.id)
+                    );
+                    let f = f?;
+                    room?;
                     Ok(Start::CommitOld {
                         flatten: files::must_flatten(f.layers),
                     })
