@@ -289,7 +289,11 @@ impl Service {
             .arg("--data-dir")
             .arg(work.join(data))
             .env("GPUDECK_NVML_LIB", work.join("libnvidia-ml.so.1"))
-            .env("RUST_LOG", "warn")
+            // GPUDECK_BENCH_LOG=gpudeck_core=debug shows each journal step's time.
+            .env(
+                "RUST_LOG",
+                std::env::var("GPUDECK_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .spawn()
             .expect("gpudeckd beside the CLI");
         for _ in 0..300 {
