@@ -371,6 +371,11 @@ pub fn copy_way() -> bool {
     docker_ok(&["info", "-f", "{{.Driver}}"]) == "overlay2"
 }
 
+/// Whether the engine keeps images in containerd (Docker 29's default for fresh installs).
+pub fn containerd_store() -> bool {
+    docker_ok(&["info", "-f", "{{json .DriverStatus}}"]).contains("io.containerd.snapshotter")
+}
+
 /// The journaled steps of a patch on this engine, in order ("done" not included).
 pub fn patch_steps() -> &'static [&'static str] {
     if copy_way() {

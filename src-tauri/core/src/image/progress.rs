@@ -83,6 +83,12 @@ pub struct TransferProgress {
     /// The last line that was not about one layer ("Pulling from …", "Status: …").
     pub message: String,
     pub digest: Option<String>,
+    /// A pull on the containerd image store: each layer is unpacked as it arrives, so
+    /// "Download complete" is its last word and the download counts in full.
+    #[serde(skip)]
+    #[ts(skip)]
+    #[schemars(skip)]
+    pub single_phase: bool,
 }
 
 const LAYER_STATUSES: &[&str] = &[
@@ -123,7 +129,28 @@ impl TransferProgress {
             total: 0,
             message: String::new(),
             digest: None,
+            single_phase: false,
         }
+    }
+
+    /// For a pull on the containerd image store (no extract phase follows the download).
+    pub fn single_phase(mut self, yes: bool) -> Self {
+        self.single_phase = yes;
+        self
+    }
+
+    /// The stream ended with no error and the engine said the image is there (a digest, or its
+    /// closing "Status: …"): every layer is done, whichever words its last event had (the
+    /// containerd image store sends no "Pull complete", nothing at all for blobs it already has).
+    pub fn finish(&mut self) {
+        if self.digest.is_none() && !self.message.starts_with("Status:") {
+            return;
+        }
+        for l in &mut self.layers {
+            l.done = true;
+            l.current = l.total.unwrap_or(l.current);
+        }
+        self.sum();
     }
 
     /// Folds one event in. An event that carries an error is returned as that error's words.
@@ -204,6 +231,7 @@ impl TransferProgress {
             l.current = l.total.unwrap_or(0);
         } else if status.starts_with("Download complete") && !l.extracting {
             l.current = l.total.unwrap_or(l.current);
+            l.done = self.single_phase;
         }
     }
 
@@ -215,6 +243,7 @@ impl TransferProgress {
             cur += match (self.direction, l.done) {
                 (_, true) => t,
                 (Direction::Push, false) => l.current,
+                (Direction::Pull, false) if self.single_phase => l.current,
                 (Direction::Pull, false) if l.extracting => t / 2 + l.current / 2,
                 (Direction::Pull, false) => l.current / 2,
             };
@@ -336,18 +365,94 @@ mod tests {
         assert!(e.contains("denied"));
     }
 
+    /// The containerd image store's pull stream, as Docker 26 sends it (captured from one):
+    /// no extract phase, no "Pull complete"; and nothing per layer for blobs it already has.
     #[test]
-    fn containerd_store_events_without_totals_still_finish() {
+    fn containerd_store_pulls_finish_on_download_complete() {
+        let digest = "sha256:8f40739b3d9914a11418827a36736b51acde7c9b8cd9ac13ddd2b5dace6df9b0";
+        let mut p = TransferProgress::new(Direction::Pull).single_phase(true);
+        feed(
+            &mut p,
+            r#"
+{"status":"Pulling from x/bb","id":"1"}
+{"status":"Pulling fs layer","progressDetail":{},"id":"47483f229ac1"}
+{"status":"Pulling fs layer","progressDetail":{},"id":"aaaaaaaaaaaa"}
+{"status":"Downloading","progressDetail":{"current":500,"total":1000},"id":"47483f229ac1"}
+{"status":"Downloading","progressDetail":{"current":100,"total":3000},"id":"aaaaaaaaaaaa"}
+"#,
+        )
+        .unwrap();
+        assert_eq!((p.current, p.total), (600, 4000), "downloads count in full");
+        feed(
+            &mut p,
+            r#"
+{"status":"Download complete","progressDetail":{"hidecounts":true},"id":"47483f229ac1"}
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.layers_done(), (1, 2));
+        assert_eq!(p.current, 1100);
+        feed(
+            &mut p,
+            &format!(
+                r#"
+{{"status":"Download complete","progressDetail":{{"hidecounts":true}},"id":"aaaaaaaaaaaa"}}
+{{"status":"Digest: {digest}"}}
+{{"status":"Status: Downloaded newer image for 127.0.0.1:5055/x/bb:1"}}
+"#
+            ),
+        )
+        .unwrap();
+        p.finish();
+        assert_eq!(p.layers_done(), (2, 2));
+        assert_eq!((p.current, p.total), (4000, 4000));
+        assert_eq!(p.digest.as_deref(), Some(digest));
+
+        // Blobs still in the content store (an image removed and pulled again): no layer events.
+        let mut p = TransferProgress::new(Direction::Pull).single_phase(true);
+        feed(
+            &mut p,
+            &format!(
+                r#"
+{{"status":"Pulling from x/bb","id":"1"}}
+{{"status":"Digest: {digest}"}}
+{{"status":"Status: Downloaded newer image for 127.0.0.1:5055/x/bb:1"}}
+"#
+            ),
+        )
+        .unwrap();
+        p.finish();
+        assert_eq!(p.layers_done(), (0, 0));
+        assert_eq!(p.digest.as_deref(), Some(digest));
+    }
+
+    /// The graph drivers' two phases: a finished download is half the layer, and only the end
+    /// of a stream the engine closed with its status finishes the layers still open.
+    #[test]
+    fn finish_needs_the_engines_closing_words() {
         let mut p = TransferProgress::new(Direction::Pull);
-        feed(&mut p, r#"
-{"status":"Pulling from team/img","id":"v1"}
-{"status":"Pulling fs layer","progressDetail":{},"id":"sha256:aaa"}
-{"status":"Downloading","progressDetail":{"current":10},"id":"sha256:aaa"}
-{"status":"Pull complete","id":"sha256:aaa"}
-{"status":"Digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","id":"v1"}
-"#).unwrap();
-        assert_eq!(p.layers_done(), (1, 1));
-        assert_eq!(p.total, 0);
-        assert!(p.digest.is_some());
+        feed(
+            &mut p,
+            r#"
+{"status":"Pulling fs layer","progressDetail":{},"id":"aaa"}
+{"status":"Downloading","progressDetail":{"current":1000,"total":1000},"id":"aaa"}
+{"status":"Download complete","progressDetail":{},"id":"aaa"}
+"#,
+        )
+        .unwrap();
+        assert_eq!((p.current, p.layers_done()), (500, (0, 1)));
+        p.finish();
+        assert_eq!(
+            (p.current, p.layers_done()),
+            (500, (0, 1)),
+            "no closing status yet"
+        );
+        feed(
+            &mut p,
+            r#"{"status":"Status: Image is up to date for x/bb:1"}"#,
+        )
+        .unwrap();
+        p.finish();
+        assert_eq!((p.current, p.layers_done()), (1000, (1, 1)));
     }
 }

@@ -149,8 +149,11 @@ pub async fn run(
             enc(image.tag_or_latest())
         ),
     };
+    // The containerd image store unpacks each layer as it arrives: no extract phase follows.
+    let single_phase =
+        direction == Direction::Pull && d.info().await.is_ok_and(|i| i.containerd_store);
     let mut stream = engine_stream(d, &path, &header).await?;
-    let mut p = TransferProgress::new(direction);
+    let mut p = TransferProgress::new(direction).single_phase(single_phase);
     on_progress(&p);
     while let Some(ev) = stream.next().await {
         let ev = ev?;
@@ -158,6 +161,8 @@ pub async fn run(
             .map_err(|msg| transfer_error(direction, image, &msg))?;
         on_progress(&p);
     }
+    p.finish();
+    on_progress(&p);
     Ok(p)
 }
 
