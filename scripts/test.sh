@@ -50,6 +50,14 @@ GPUDECK_RIG_DIR="$repo/target/rig-vfs" GPUDECK_RIG_SEPARATE=1 GPUDECK_RIG_DOCKER
   cargo test --features "$features" --test replicaset -- --skip ten_patches --skip fifty_concurrent
 )
 
+step "every integration test again on Docker 26 with the containerd image store and CDI (as a fresh Docker CE install runs; Debian 13's engine, unpacked beside the rig, not installed)"
+bash tests/rig/docker26.sh --containerd-store
+(
+  # shellcheck disable=SC1091
+  . "$repo/target/rig-ctd/env"
+  cargo test --features "$features" --test '*' -- --include-ignored --skip fifty_concurrent
+)
+
 step "volumes on XFS project quotas, in a VM (this kernel has no XFS quota; Debian's has)"
 # The same volume tests, run again inside tests/vm (Debian 12's kernel under qemu, emulated) with
 # the data folder on XFS mounted with prjquota, so volumes get the xfs-quota backend.

@@ -868,14 +868,26 @@ fn ten_patches_store_each_version_files_once() {
         .filter_map(|v| v["snapshotBytes"].as_u64())
         .sum();
     let mb = 1_000_000u64;
-    let limit = 200 * 1_048_576 + (10 * 10 * 1_048_576 * 12) / 10;
+    // Docker's containerd image store keeps every layer twice, unpacked and as a compressed
+    // blob; random data does not compress, so there the files take twice their size, said so.
+    let copies = if containerd_store() { 2 } else { 1 };
+    let limit = copies * (200 * 1_048_576 + (10 * 10 * 1_048_576 * 12) / 10);
+    eprintln!(
+        "version files: {} MB (at most {} MB)",
+        total / mb,
+        limit / mb
+    );
     assert!(
         total <= limit,
         "version files take {} MB, more than {} MB",
         total / mb,
         limit / mb
     );
-    assert!(total >= 300 * mb, "the sizes are real: {} MB", total / mb);
+    assert!(
+        total >= copies * 300 * mb,
+        "the sizes are real: {} MB",
+        total / mb
+    );
     assert_eq!(
         rig.sh(&rs, "cat /n; ls -l /big | awk '{print $5}'")["stdout"],
         "9\n209715200\n"
@@ -912,6 +924,123 @@ fn a_gpu_taken_through_the_nvidia_runtime_environment_counts_as_held() {
     assert!(err.contains("1 GPU(s) requested, 0 free"), "{err}");
     drop(outside);
     rig.cleanup(&rs);
+}
+
+/// Containers given GPUs through CDI (`--device nvidia.com/gpu=…`, by index and by UUID, the
+/// names `nvidia-ctk cdi generate` writes) hold them: replicaSets get the other GPU, a shortage
+/// says so, `gpus` names the holders and doctor says CDI is on. Needs an engine with CDI:
+/// `tests/rig/docker26.sh` (scripts/test.sh runs this with `--include-ignored` there).
+#[test]
+#[ignore = "needs a CDI engine: tests/rig/docker26.sh, then `. target/rig-cdi/env`"]
+fn a_gpu_taken_through_cdi_counts_as_held() {
+    let dirs: Vec<String> =
+        serde_json::from_str(&docker_ok(&["info", "-f", "{{json .CDISpecDirs}}"])).unwrap();
+    let spec_dir = dirs
+        .first()
+        .expect("the engine has no CDI spec folder: start it with tests/rig/docker26.sh");
+    let rig = Rig::new(3);
+    let g = &rig.fake.gpus;
+    // The spec the NVIDIA toolkit would write for these GPUs: each by index and by UUID.
+    let mut spec = String::from("cdiVersion: \"0.5.0\"\nkind: nvidia.com/gpu\ndevices:\n");
+    for (i, gpu) in g.iter().enumerate() {
+        for n in [i.to_string(), gpu.uuid.clone()] {
+            spec.push_str(&format!(
+                "- name: \"{n}\"\n  containerEdits:\n    env: [\"NVIDIA_VISIBLE_DEVICES={}\"]\n",
+                gpu.uuid
+            ));
+        }
+    }
+    // One spec for this kind at a time: a second file naming the same devices makes the engine
+    // refuse them all as conflicting ("unresolvable CDI devices"), so an earlier run's is removed.
+    for old in std::fs::read_dir(spec_dir).unwrap() {
+        let old = old.unwrap().path();
+        if old
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("gpudeck")
+        {
+            std::fs::remove_file(old).unwrap();
+        }
+    }
+    let spec_file = std::path::Path::new(spec_dir).join(format!("{}.yaml", name("gpudeck")));
+    std::fs::write(&spec_file, spec).unwrap();
+    let by_index = Container::run(
+        &name("cdiidx"),
+        &["--device", "nvidia.com/gpu=0"],
+        &IDLE[1..],
+    );
+    let by_uuid = Container::run(
+        &name("cdiuuid"),
+        &["--device", &format!("nvidia.com/gpu={}", g[2].uuid)],
+        &IDLE[1..],
+    );
+    // The engine really applied the spec (the container's own process has the edit), and
+    // recorded a CDI device request, not a device request of the nvidia driver.
+    let environ = docker_ok(&[
+        "exec",
+        &by_index.0,
+        "sh",
+        "-c",
+        "tr '\\0' '\\n' </proc/1/environ",
+    ]);
+    assert!(
+        environ.contains(&format!("NVIDIA_VISIBLE_DEVICES={}", g[0].uuid)),
+        "{environ}"
+    );
+    let requests = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.DeviceRequests}}",
+        &by_uuid.0,
+    ]);
+    assert!(requests.contains("\"Driver\":\"cdi\""), "{requests}");
+
+    let rs = name("cdi");
+    let v = rig.run_rs(&rs, &["--gpus", "1"]);
+    assert_eq!(Rig::gpus_of(&v), vec![g[1].uuid.clone()]);
+    let other = name("cdi2");
+    let mut a = vec!["rs", "run", &other, "--image", TEST_IMAGE, "--gpus", "1"];
+    a.extend_from_slice(IDLE);
+    let err = rig.fail(&a);
+    assert!(err.contains("1 GPU(s) requested, 0 free"), "{err}");
+
+    let gpus = json(&rig.fake.cli(&["gpus", "--json"]));
+    let held_by = |i: usize| -> Vec<String> {
+        gpus["gpus"][i]["heldBy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(held_by(0), vec![by_index.0.clone()], "{gpus}");
+    assert_eq!(held_by(2), vec![by_uuid.0.clone()], "{gpus}");
+    assert_eq!(held_by(1).len(), 1, "the replicaSet: {gpus}");
+
+    let doctor = json(&rig.fake.cli(&["doctor", "--json"]));
+    let toolkit = doctor
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "nvidia_container")
+        .unwrap();
+    assert!(
+        toolkit["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("CDI on (specs in {spec_dir})")),
+        "{toolkit}"
+    );
+
+    // Released with the container: the GPU is free again.
+    drop(by_index);
+    let v = rig.run_rs(&other, &["--gpus", "1"]);
+    assert_eq!(Rig::gpus_of(&v), vec![g[0].uuid.clone()]);
+    rig.cleanup(&other);
+    rig.cleanup(&rs);
+    drop(by_uuid);
+    std::fs::remove_file(spec_file).unwrap();
 }
 
 /// Near the layer limit (lowered to 4 here) the next version's files are flattened into one
