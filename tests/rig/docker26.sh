@@ -29,10 +29,12 @@ bin="$pkgs/root/usr/sbin:$pkgs/root/usr/bin"
 
 if [ ! -x "$pkgs/root/usr/sbin/dockerd" ] || [ ! -x "$pkgs/root/usr/bin/docker" ] || [ ! -x "$pkgs/root/usr/bin/containerd" ]; then
   echo "rig-docker26: fetching Debian $suite's docker.io, docker-cli and containerd (unpacked here, not installed)"
+  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -r "$keyring" ] || { echo "rig-docker26: $keyring is missing (apt-get install debian-archive-keyring): Debian's signatures are checked"; exit 1; }
   apt="$pkgs/apt"
   rm -rf "$pkgs/debs" "$pkgs/root"
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$pkgs/debs"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
+  echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite main" \
     >"$apt/sources.list"
   opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
         -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=1
