@@ -56,6 +56,8 @@ bash tests/rig/docker26.sh --containerd-store
   # shellcheck disable=SC1091
   . "$repo/target/rig-ctd/env"
   cargo test --features "$features" --test '*' -- --include-ignored --skip fifty_concurrent
+  # The app's pull, layer bars and all, on that store's own events.
+  GPUDECK_APP="$target/debug/gpudeck-app" node --test tests/e2e/images.test.mjs
 )
 
 step "volumes on XFS project quotas, in a VM (this kernel has no XFS quota; Debian's has)"

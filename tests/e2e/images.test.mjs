@@ -11,6 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setup, shot, sleep, typeInto } from "./harness.mjs";
 
+/** Whether the engine keeps images in containerd (as fresh Docker 29 installs do). */
+function containerdStore() {
+  return execFileSync("docker", ["info", "-f", "{{json .DriverStatus}}"]).toString().includes("io.containerd.snapshotter");
+}
+
 function freePort() {
   return new Promise((resolve) => {
     const s = createServer();
@@ -103,9 +108,12 @@ describe("Images and registries", () => {
     await wd.until("done", async () => (await wd.exec("return document.querySelector(arguments[0]).dataset.state", [pull])) !== "running", 60000);
     const tray = await wd.text(await wd.find('[data-testid="jobs-tray"]'));
     assert.equal(await wd.exec("return document.querySelector(arguments[0]).dataset.state", [pull]), "done", tray);
+    // The containerd image store keeps the blobs of an image it removed: the base layer, which
+    // the test image still uses, is there already and gets no event (nor a bar).
+    const want = containerdStore() ? 2 : 3;
     const layers = await wd.findAll(`${pull} [data-testid="job-layer"]`);
-    assert.ok(layers.length >= 3, `a bar per layer (${layers.length}): ${tray}`);
-    assert.match(await wd.text(await wd.find(`${pull} [data-testid="job-summary"]`)), /100% · 3 of 3 layers/, tray);
+    assert.ok(layers.length >= want, `a bar per layer (${layers.length}): ${tray}`);
+    assert.match(await wd.text(await wd.find(`${pull} [data-testid="job-summary"]`)), new RegExp(`100% · ${want} of ${want} layers`), tray);
     execFileSync("docker", ["image", "inspect", image], { stdio: "ignore" });
     await wd.until("the pulled image listed", async () => (await wd.text(await wd.find('[data-testid="img-table"]'))).includes(image), 10000);
     await shot(wd, "images-pulled-en.png");
