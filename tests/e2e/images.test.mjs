@@ -142,5 +142,25 @@ describe("Images and registries", () => {
     await wd.click(await wd.find('[data-testid="img-tab-local"]'));
     await wd.until("传输", async () => (await wd.text(await wd.find('[data-testid="jobs-tray"]'))).includes("传输"));
     await shot(wd, "images-pulled-zh.png");
+
+    if (containerdStore()) {
+      // There an image whose every layer another local image holds arrives without one layer
+      // event: the tray says so rather than "0 of 0 layers".
+      const base = `${reg.host}/team/base${process.pid}:v1`;
+      execFileSync("docker", ["tag", "gpudeck-test/busybox:latest", base]);
+      execFileSync(h.cli, ["image", "push", base, "--json"], { env: h.env });
+      execFileSync("docker", ["rmi", base]);
+      await typeInto(wd, '[data-testid="img-pull-ref"]', base);
+      await wd.click(await wd.find('[data-testid="img-pull"]'));
+      const here = "所有层都已在本机";
+      await wd.until("the pull that moved nothing", async () => {
+        for (const r of await wd.findAll(`${pull} [data-testid="job-summary"]`)) {
+          if ((await wd.text(r)).includes(here)) return true;
+        }
+        return false;
+      }, 30000);
+      await shot(wd, "images-all-here-zh.png");
+      execFileSync("docker", ["rmi", base], { stdio: "ignore" });
+    }
   });
 });

@@ -69,7 +69,10 @@ function JobRow({ j, samples, onHide }: { j: JobView; samples: Sample[]; onHide:
         <div style={{ width: `${pct}%` }} />
       </div>
       <div className="small muted" data-testid="job-summary">
-        {t("jobs.summary", { pct, done, all: j.progress.layers.length, bytes: bytesBoth(j.progress.current), total: bytesBoth(j.progress.total) })}
+        {/* A pull of an image whose every blob the engine had (the containerd store keeps them): no layer moved. */}
+        {j.state === "done" && j.progress.layers.length === 0
+          ? t("jobs.allHere")
+          : t("jobs.summary", { pct, done, all: j.progress.layers.length, bytes: bytesBoth(j.progress.current), total: bytesBoth(j.progress.total) })}
         {eta != null && ` · ${t("jobs.eta", { eta: duration(eta) })}`}
         {j.digest && <span className="mono"> · {j.digest}</span>}
       </div>

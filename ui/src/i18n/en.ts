@@ -371,6 +371,7 @@ const en = {
     kind: { pull: "Pull", push: "Push", commitPush: "Commit and push" },
     phase: { pull: "pulling", push: "pushing", commit: "committing" },
     state: { running: "running", done: "done", failed: "failed", cancelled: "cancelled" },
+    allHere: "100% · every layer was here already: nothing to transfer",
     summary: "{{pct}}% · {{done}} of {{all}} layers · {{bytes}} of {{total}}",
     eta: "about {{eta}} left",
     layer: {

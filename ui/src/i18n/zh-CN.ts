@@ -373,6 +373,7 @@ const zhCN: Messages = {
     kind: { pull: "拉取", push: "推送", commitPush: "提交并推送" },
     phase: { pull: "拉取中", push: "推送中", commit: "提交中" },
     state: { running: "进行中", done: "完成", failed: "失败", cancelled: "已取消" },
+    allHere: "100% · 所有层都已在本机，无需传输",
     summary: "{{pct}}% · {{done}}/{{all}} 层 · {{bytes}} / {{total}}",
     eta: "约剩 {{eta}}",
     layer: {
