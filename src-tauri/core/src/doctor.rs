@@ -291,15 +291,52 @@ fn container_toolkit_check(engine: Option<&EngineInfo>, distro: Distro) -> Docto
             ),
             None,
         ),
-        (false, None) => check(
-            "nvidia_container",
-            CheckStatus::Fail,
-            "no NVIDIA container hook or runtime: containers cannot be given GPUs".into(),
-            Some(&fix),
-        ),
+        (false, None) => {
+            let dirs = engine
+                .map(|i| i.cdi_spec_dirs.as_slice())
+                .unwrap_or_default();
+            match nvidia_cdi_spec(dirs) {
+                // Newer engines (moby#50228) hand `--gpus` requests, the kind GPU Deck makes, to
+                // CDI when the hook is absent; older ones refuse them.
+                Some(spec) => check(
+                    "nvidia_container",
+                    CheckStatus::Warn,
+                    format!(
+                        "no NVIDIA container hook or runtime, but CDI specs for nvidia.com/gpu ({}): engines that hand GPU requests to CDI give GPUs through them, older ones refuse them",
+                        spec.display()
+                    ),
+                    Some(&fix),
+                ),
+                None => check(
+                    "nvidia_container",
+                    CheckStatus::Fail,
+                    "no NVIDIA container hook or runtime: containers cannot be given GPUs".into(),
+                    Some(&fix),
+                ),
+            }
+        }
     };
     c.summary.push_str(&cdi);
     c
+}
+
+/// The first CDI spec (YAML or JSON) in `dirs` that describes NVIDIA GPUs (`kind: nvidia.com/gpu`,
+/// as `nvidia-ctk cdi generate` writes it).
+fn nvidia_cdi_spec(dirs: &[String]) -> Option<PathBuf> {
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        })
+        .find(|p| {
+            // YAML reads JSON too; a spec that does not parse is not one the engine uses either.
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|s| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&s).ok())
+                .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("nvidia.com/gpu"))
+        })
 }
 
 /// Which way new versions carry files on this engine: a copy of the container's upper directory
@@ -405,6 +442,49 @@ fn volume_limits_check(distro: Distro) -> DoctorCheck {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nvidia_cdi_specs_are_found_in_yaml_and_json_and_nothing_else() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let dirs = vec![
+            "/nonexistent/cdi".to_string(),
+            a.path().display().to_string(),
+            b.path().display().to_string(),
+        ];
+        assert_eq!(super::nvidia_cdi_spec(&dirs), None, "empty folders");
+        std::fs::write(
+            a.path().join("fpga.yaml"),
+            "cdiVersion: 0.5.0\nkind: vendor.com/fpga\n",
+        )
+        .unwrap();
+        std::fs::write(a.path().join("notes.txt"), "kind: nvidia.com/gpu\n").unwrap();
+        std::fs::write(
+            a.path().join("broken.yaml"),
+            "kind: nvidia.com/gpu\n  - : [\n",
+        )
+        .unwrap();
+        assert_eq!(
+            super::nvidia_cdi_spec(&dirs),
+            None,
+            "another kind, not a spec, unparsable"
+        );
+        let json = b.path().join("nvidia.json");
+        std::fs::write(
+            &json,
+            r#"{"cdiVersion":"0.5.0","kind":"nvidia.com/gpu","devices":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(super::nvidia_cdi_spec(&dirs), Some(json.clone()));
+        std::fs::remove_file(&json).unwrap();
+        let yaml = b.path().join("nvidia.yaml");
+        std::fs::write(
+            &yaml,
+            "---\ncdiVersion: \"0.5.0\"\nkind: nvidia.com/gpu\ndevices: []\n",
+        )
+        .unwrap();
+        assert_eq!(super::nvidia_cdi_spec(&dirs), Some(yaml));
+    }
+
     use super::*;
 
     const MI: &str = "\
