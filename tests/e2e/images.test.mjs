@@ -160,6 +160,14 @@ describe("Images and registries", () => {
         return false;
       }, 30000);
       await shot(wd, "images-all-here-zh.png");
+      await wd.click(await wd.find('[data-testid="language-switch"] option[value="en"]'));
+      await wd.until("the same in English", async () => {
+        for (const r of await wd.findAll(`${pull} [data-testid="job-summary"]`)) {
+          if ((await wd.text(r)).includes("every layer was here already")) return true;
+        }
+        return false;
+      }, 10000);
+      await shot(wd, "images-all-here-en.png");
       execFileSync("docker", ["rmi", base], { stdio: "ignore" });
     }
   });
