@@ -903,7 +903,11 @@ impl<'a> ReplicaSets<'a> {
                 Err(e) => return Err(e),
             }
             self.step(id, "saved")?;
-        } else if let Some(v) = versions
+            return self.env.docker.remove(&container_name(name, old)).await;
+        }
+        // The old container goes first: a snapshot's size needs only its image.
+        self.env.docker.remove(&container_name(name, old)).await?;
+        if let Some(v) = versions
             .iter()
             .find(|v| v.version == old && v.snapshot_bytes.is_none())
         {
@@ -915,7 +919,7 @@ impl<'a> ReplicaSets<'a> {
                 }
             }
         }
-        self.env.docker.remove(&container_name(name, old)).await
+        Ok(())
     }
 
     /// The folder of the newest kept version before `k` whose files sit on the same image.
