@@ -945,7 +945,7 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
     for (i, gpu) in g.iter().enumerate() {
         for n in [i.to_string(), gpu.uuid.clone()] {
             spec.push_str(&format!(
-                "- name: \"{n}\"\n  containerEdits:\n    env: [\"NVIDIA_VISIBLE_DEVICES={}\"]\n",
+                "- name: \"{n}\"\n  containerEdits:\n    env: [\"NVIDIA_VISIBLE_DEVICES={}\", \"CDI_EDIT_{i}={n}\"]\n",
                 gpu.uuid
             ));
         }
@@ -963,6 +963,31 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
             std::fs::remove_file(old).unwrap();
         }
     }
+    // GPU Deck's own containers get GPUs through CDI too when the admin says so (the rig's
+    // engine has the stand-in hook, so Automatic keeps `--gpus`-style requests here). Without
+    // a spec for nvidia.com/gpu that is refused before anything is claimed or made.
+    let settings = rig.fake.dir.path().join("data/settings.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    v["settings"]["gpuRequests"] = Value::String("cdi".into());
+    std::fs::write(&settings, v.to_string()).unwrap();
+    let rs = name("cdi");
+    let mut a = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1"];
+    a.extend_from_slice(IDLE);
+    let err = rig.fail(&a);
+    assert!(
+        err.contains(&format!("no CDI spec for nvidia.com/gpu in {spec_dir}"))
+            && err.contains("nvidia-ctk cdi generate"),
+        "{err}"
+    );
+    assert!(docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=gpudeck.replicaset={rs}")
+    ])
+    .is_empty());
+    assert_eq!(rig.ok(&["rs", "ls"]).as_array().unwrap().len(), 0);
+
     let spec_file = std::path::Path::new(spec_dir).join(format!("{}.yaml", name("gpudeck")));
     std::fs::write(&spec_file, spec).unwrap();
     let by_index = Container::run(
@@ -996,9 +1021,39 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
     ]);
     assert!(requests.contains("\"Driver\":\"cdi\""), "{requests}");
 
-    let rs = name("cdi");
     let v = rig.run_rs(&rs, &["--gpus", "1"]);
     assert_eq!(Rig::gpus_of(&v), vec![g[1].uuid.clone()]);
+    // Asked for by the name the spec gives it (its UUID), and given by the engine from the spec.
+    let cdi_request = |rs: &str, version: u32| {
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.DeviceRequests}}",
+            &format!("{rs}-{version}"),
+        ])
+    };
+    let requests = cdi_request(&rs, 1);
+    assert!(
+        requests.contains("\"Driver\":\"cdi\"")
+            && requests.contains(&format!("nvidia.com/gpu={}", g[1].uuid))
+            && !requests.contains("nvidia\""),
+        "{requests}"
+    );
+    assert!(
+        rig.environ(&rs)
+            .contains(&format!("CDI_EDIT_1={}", g[1].uuid)),
+        "{}",
+        rig.environ(&rs)
+    );
+    // A new version keeps asking that way.
+    rig.ok(&["rs", "restart", &rs]);
+    let requests = cdi_request(&rs, 2);
+    assert!(requests.contains("\"Driver\":\"cdi\""), "{requests}");
+    assert!(
+        rig.environ(&rs).contains("CDI_EDIT_1="),
+        "{}",
+        rig.environ(&rs)
+    );
     let other = name("cdi2");
     let mut a = vec!["rs", "run", &other, "--image", TEST_IMAGE, "--gpus", "1"];
     a.extend_from_slice(IDLE);
@@ -1025,11 +1080,13 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
         .iter()
         .find(|c| c["id"] == "nvidia_container")
         .unwrap();
+    let summary = toolkit["summary"].as_str().unwrap();
     assert!(
-        toolkit["summary"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("CDI on (specs in {spec_dir})")),
+        summary.contains(&format!("CDI on (specs in {spec_dir})"))
+            && summary.contains(&format!(
+                "get GPUs through CDI (nvidia.com/gpu=…, spec {})",
+                spec_file.display()
+            )),
         "{toolkit}"
     );
 

@@ -22,7 +22,9 @@ const TIMEOUT_S: u64 = 300;
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
 /// What the engine says about itself, for the status indicator and `doctor`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
+#[derive(
+    Debug, Clone, Default, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineInfo {
     pub endpoint: String,
@@ -284,7 +286,9 @@ pub struct CreateArgs<'a> {
     pub image: &'a str,
     /// Named volumes for the image's `VOLUME` paths.
     pub mounts: Vec<bollard::models::Mount>,
+    /// The GPUs' UUIDs, and the requests for them (`gpu::requests::device_requests`).
     pub gpus: &'a [String],
+    pub device_requests: Option<Vec<DeviceRequest>>,
     /// (container port, host port).
     pub ports: &'a [(u16, u16)],
     /// The host address the ports bind to (`None`: every interface).
@@ -396,15 +400,6 @@ impl DockerAdapter {
                 )
             })
             .collect();
-        let device_requests = (!a.gpus.is_empty()).then(|| {
-            vec![DeviceRequest {
-                driver: Some("nvidia".into()),
-                count: None,
-                device_ids: Some(a.gpus.to_vec()),
-                capabilities: Some(vec![vec!["gpu".into()]]),
-                options: None,
-            }]
-        });
         let body = ContainerCreateBody {
             image: Some(a.image.to_string()),
             cmd: (!a.spec.command.is_empty()).then(|| a.spec.command.clone()),
@@ -416,7 +411,7 @@ impl DockerAdapter {
                 binds: Some(a.spec.binds.iter().map(|b| b.to_docker()).collect()),
                 port_bindings: Some(bindings),
                 mounts: (!a.mounts.is_empty()).then(|| a.mounts.clone()),
-                device_requests,
+                device_requests: a.device_requests.clone(),
                 // docker-init as PID 1: signals reach the workload (stop takes a moment, not
                 // the 10 s kill timeout) and zombies are reaped.
                 init: Some(true),

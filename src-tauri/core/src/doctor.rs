@@ -7,7 +7,9 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use crate::docker::{DockerAdapter, EngineInfo};
+use crate::gpu::requests::{self, on_path, GpuWay, Toolkit};
 use crate::gpu::NvmlSource;
+use crate::settings::{GpuRequests, Settings};
 
 #[derive(
     Debug, Clone, Copy, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq, Eq,
@@ -129,11 +131,9 @@ fn host_distro() -> Distro {
     )
 }
 
-pub async fn run(
-    endpoint: Option<&str>,
-    nvml_lib: Option<&Path>,
-    publish_address: Option<&str>,
-) -> Vec<DoctorCheck> {
+pub async fn run(settings: &Settings, nvml_lib: Option<&Path>) -> Vec<DoctorCheck> {
+    let endpoint = settings.docker_endpoint.as_deref();
+    let publish_address = settings.publish_address.as_deref();
     let distro = host_distro();
     let mut out = Vec::new();
     let engine = match DockerAdapter::new(endpoint) {
@@ -163,7 +163,11 @@ pub async fn run(
         ),
     });
     out.push(nvml_check(nvml_lib, distro));
-    out.push(container_toolkit_check(engine.as_ref().ok(), distro));
+    out.push(container_toolkit_check(
+        engine.as_ref().ok(),
+        settings.gpu_requests,
+        distro,
+    ));
     out.push(storage_driver_check(engine.as_ref().ok()));
     out.push(volume_limits_check(distro));
     out.push(firewall_check(
@@ -229,83 +233,56 @@ fn nvml_check(lib: Option<&Path>, distro: Distro) -> DoctorCheck {
     }
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    find_in(std::env::split_paths(&path), name)
-}
-
-fn find_in(dirs: impl Iterator<Item = PathBuf>, name: &str) -> Option<PathBuf> {
-    dirs.chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The PATH of a running local `dockerd` (it finds the NVIDIA hook on its own PATH, not ours),
-/// when /proc lets us read it.
-fn dockerd_path() -> Option<String> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let dir = e.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != "dockerd" {
-            return None;
-        }
-        let env = std::fs::read(dir.join("environ")).ok()?;
-        env.split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"PATH="))
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-    })
-}
-
-fn container_toolkit_check(engine: Option<&EngineInfo>, distro: Distro) -> DoctorCheck {
-    let runtime = engine.is_some_and(|i| i.runtimes.iter().any(|r| r == "nvidia"));
-    let hook = dockerd_path()
-        .and_then(|p| {
-            find_in(
-                std::env::split_paths(&p).collect::<Vec<_>>().into_iter(),
-                "nvidia-container-runtime-hook",
-            )
-        })
-        .or_else(|| on_path("nvidia-container-runtime-hook"));
+fn container_toolkit_check(
+    engine: Option<&EngineInfo>,
+    setting: GpuRequests,
+    distro: Distro,
+) -> DoctorCheck {
+    let unknown = EngineInfo::default();
+    let e = engine.unwrap_or(&unknown);
     let fix = install_hint(distro, Need::ContainerToolkit);
     // CDI (Docker 25+): GPUs given as `--device nvidia.com/gpu=…` count as held like any other.
-    let cdi = match engine.map(|i| &i.cdi_spec_dirs) {
-        Some(d) if !d.is_empty() => format!(
+    let cdi = if e.cdi_spec_dirs.is_empty() {
+        String::new()
+    } else {
+        format!(
             "; CDI on (specs in {}): GPUs given as nvidia.com/gpu=… count as held",
-            d.join(", ")
-        ),
-        _ => String::new(),
+            e.cdi_spec_dirs.join(", ")
+        )
     };
-    let mut c = match (runtime, hook) {
-        (true, _) => check(
-            "nvidia_container",
-            CheckStatus::Ok,
-            "the Docker engine has the \"nvidia\" runtime".into(),
-            None,
-        ),
-        (false, Some(p)) => check(
+    let mut c = match (requests::toolkit(e), requests::way(setting, e)) {
+        (_, Err(err)) => check("nvidia_container", CheckStatus::Fail, err.to_string(), None),
+        (Some(kit), Ok(way)) => {
+            let seen = match kit {
+                Toolkit::Runtime => "the Docker engine has the \"nvidia\" runtime".to_string(),
+                Toolkit::Hook(p) => format!(
+                    "{} found: the engine passes GPU device requests to it",
+                    p.display()
+                ),
+            };
+            let summary = format!("{seen}; {}", requests::describe(&way));
+            check("nvidia_container", CheckStatus::Ok, summary, None)
+        }
+        (None, Ok(way @ GpuWay::Cdi(_))) => check(
             "nvidia_container",
             CheckStatus::Ok,
             format!(
-                "{} found: the engine passes GPU device requests to it",
-                p.display()
+                "no NVIDIA container hook or runtime; {}",
+                requests::describe(&way)
             ),
             None,
         ),
-        (false, None) => {
-            let dirs = engine
-                .map(|i| i.cdi_spec_dirs.as_slice())
-                .unwrap_or_default();
-            match nvidia_cdi_spec(dirs) {
-                // Newer engines (moby#50228) hand `--gpus` requests, the kind GPU Deck makes, to
-                // CDI when the hook is absent; older ones refuse them.
+        (None, Ok(GpuWay::Nvidia)) => {
+            match requests::nvidia_spec(&e.cdi_spec_dirs) {
+                // Only where the admin chose the nvidia driver's requests.
                 Some(spec) => check(
                     "nvidia_container",
-                    CheckStatus::Warn,
+                    CheckStatus::Fail,
                     format!(
-                        "no NVIDIA container hook or runtime, but CDI specs for nvidia.com/gpu ({}): engines that hand GPU requests to CDI give GPUs through them, older ones refuse them",
-                        spec.display()
+                        "no NVIDIA container hook or runtime, and GPU requests are set to the nvidia driver's, though the engine reads a CDI spec for NVIDIA GPUs ({})",
+                        spec.path.display()
                     ),
-                    Some(&fix),
+                    Some("set GPU requests to Automatic or CDI in Settings"),
                 ),
                 None => check(
                     "nvidia_container",
@@ -318,25 +295,6 @@ fn container_toolkit_check(engine: Option<&EngineInfo>, distro: Distro) -> Docto
     };
     c.summary.push_str(&cdi);
     c
-}
-
-/// The first CDI spec (YAML or JSON) in `dirs` that describes NVIDIA GPUs (`kind: nvidia.com/gpu`,
-/// as `nvidia-ctk cdi generate` writes it).
-fn nvidia_cdi_spec(dirs: &[String]) -> Option<PathBuf> {
-    dirs.iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flat_map(|rd| rd.flatten().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-        })
-        .find(|p| {
-            // YAML reads JSON too; a spec that does not parse is not one the engine uses either.
-            std::fs::read_to_string(p)
-                .ok()
-                .and_then(|s| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&s).ok())
-                .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("nvidia.com/gpu"))
-        })
 }
 
 /// Which way new versions carry files on this engine: a copy of the container's upper directory
@@ -442,49 +400,6 @@ fn volume_limits_check(distro: Distro) -> DoctorCheck {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn nvidia_cdi_specs_are_found_in_yaml_and_json_and_nothing_else() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        let dirs = vec![
-            "/nonexistent/cdi".to_string(),
-            a.path().display().to_string(),
-            b.path().display().to_string(),
-        ];
-        assert_eq!(super::nvidia_cdi_spec(&dirs), None, "empty folders");
-        std::fs::write(
-            a.path().join("fpga.yaml"),
-            "cdiVersion: 0.5.0\nkind: vendor.com/fpga\n",
-        )
-        .unwrap();
-        std::fs::write(a.path().join("notes.txt"), "kind: nvidia.com/gpu\n").unwrap();
-        std::fs::write(
-            a.path().join("broken.yaml"),
-            "kind: nvidia.com/gpu\n  - : [\n",
-        )
-        .unwrap();
-        assert_eq!(
-            super::nvidia_cdi_spec(&dirs),
-            None,
-            "another kind, not a spec, unparsable"
-        );
-        let json = b.path().join("nvidia.json");
-        std::fs::write(
-            &json,
-            r#"{"cdiVersion":"0.5.0","kind":"nvidia.com/gpu","devices":[]}"#,
-        )
-        .unwrap();
-        assert_eq!(super::nvidia_cdi_spec(&dirs), Some(json.clone()));
-        std::fs::remove_file(&json).unwrap();
-        let yaml = b.path().join("nvidia.yaml");
-        std::fs::write(
-            &yaml,
-            "---\ncdiVersion: \"0.5.0\"\nkind: nvidia.com/gpu\ndevices: []\n",
-        )
-        .unwrap();
-        assert_eq!(super::nvidia_cdi_spec(&dirs), Some(yaml));
-    }
-
     use super::*;
 
     const MI: &str = "\

@@ -67,6 +67,9 @@ pub enum CoreError {
     #[error("{0}")]
     Forbidden(String),
 
+    #[error("Containers cannot be given GPUs this way: {0}. Nothing was changed.")]
+    GpuRequests(String),
+
     #[error("{user} may hold at most {limit} GPU(s) at once and holds {held}; {requested} more would pass that. Stop one of your replicaSets, or ask an admin to raise your limit (`gpudeck policy set {user} --max-gpus N`).")]
     GpuLimit {
         user: String,
@@ -138,6 +141,7 @@ impl CoreError {
             CoreError::Io { .. } => "io_error",
             CoreError::FilesGone { .. } => "files_gone",
             CoreError::Forbidden(_) => "forbidden",
+            CoreError::GpuRequests(_) => "gpu_requests",
             CoreError::GpuLimit { .. } => "gpu_limit",
             CoreError::NotInGroup { .. } => "not_in_group",
             CoreError::ServiceUnreachable { .. } => "service_unreachable",
@@ -193,7 +197,8 @@ impl CoreError {
             "forbidden" | "not_in_group" | "gpu_limit" => 403,
             "rs_not_found" | "registry_not_found" => 404,
             "rs_exists" | "rs_state" | "image_in_use" | "registry_exists" | "cancelled" => 409,
-            "not_enough_gpus" | "not_enough_ports" | "image_missing" | "registry_auth" => 422,
+            "not_enough_gpus" | "not_enough_ports" | "image_missing" | "registry_auth"
+            | "gpu_requests" => 422,
             "transfer_failed" | "registry_error" => 502,
             "docker_unreachable" | "nvml_unavailable" => 503,
             _ => 500,

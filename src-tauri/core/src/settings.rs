@@ -24,6 +24,21 @@ pub enum Theme {
     Dark,
 }
 
+/// How containers are given GPUs. `Auto`: through the NVIDIA runtime or hook where the engine has
+/// one, else through CDI (`nvidia.com/gpu=…`) where the engine reads a CDI spec for NVIDIA GPUs.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuRequests {
+    #[default]
+    Auto,
+    /// The nvidia driver's device requests (`docker run --gpus`).
+    Nvidia,
+    /// CDI device requests (`docker run --device nvidia.com/gpu=…`, Docker 25+ with CDI on).
+    Cdi,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, schemars::JsonSchema)]
 pub struct PortRange {
     pub start: u16,
@@ -54,6 +69,8 @@ pub struct Settings {
     /// The host address published container ports bind to; `None`: every interface (what labs
     /// expect). `127.0.0.1` keeps them on this machine (Docker's rules bypass ufw).
     pub publish_address: Option<String>,
+    /// How containers are given GPUs (see `GpuRequests`).
+    pub gpu_requests: GpuRequests,
 }
 
 impl Default for Settings {
@@ -71,6 +88,7 @@ impl Default for Settings {
             stop_timeout_s: 10,
             keep_versions: None,
             publish_address: None,
+            gpu_requests: GpuRequests::Auto,
         }
     }
 }

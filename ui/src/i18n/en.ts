@@ -206,6 +206,13 @@ const en = {
     publishAddressHelp: "empty: every interface; 127.0.0.1 keeps container ports on this machine (Docker's rules bypass ufw)",
     keepVersions: "Keep files of the last N versions",
     keepVersionsHelp: "older versions roll back as settings only; empty keeps all",
+    gpuRequests: "Give containers GPUs",
+    gpuRequestsHelp: "Automatic: through the NVIDIA runtime or hook where there is one, else through CDI (nvidia.com/gpu=…) where the engine reads a CDI spec for NVIDIA GPUs",
+    gpuRequestsWays: {
+      auto: "Automatic",
+      nvidia: "As --gpus does (NVIDIA runtime or hook)",
+      cdi: "Through CDI (nvidia.com/gpu=…, Docker 25+)",
+    },
   },
   errors: {
     docker_unreachable: "The Docker engine is unreachable. Start it, or check the endpoint in Settings.",
@@ -217,6 +224,7 @@ const en = {
     rs_not_found: "There is no replicaSet of that name.",
     rs_exists: "A replicaSet of that name exists already. Pick another name, or delete it first.",
     image_missing: "That image is not on this machine. Pull or build it first.",
+    gpu_requests: "Containers cannot be given GPUs the way Settings say. Nothing was changed; see the details for what to do.",
     files_gone: "That version's files are no longer kept. Roll back to its settings only, or pick another version.",
     rs_state: "The replicaSet is not in a state that allows this. See the details for what to do.",
     invalid_setting: "A setting is not valid; nothing was saved. Correct it and save again.",

@@ -208,6 +208,13 @@ const zhCN: Messages = {
     publishAddressHelp: "留空：所有网卡；127.0.0.1 仅本机可访问容器端口（Docker 的规则会绕过 ufw）",
     keepVersions: "保留最近 N 个版本的文件",
     keepVersionsHelp: "更早的版本仅能回滚设置；留空则全部保留",
+    gpuRequests: "为容器分配 GPU 的方式",
+    gpuRequestsHelp: "自动：有 NVIDIA 运行时或 hook 时用它们；否则若引擎读到 NVIDIA GPU 的 CDI 规范，则通过 CDI（nvidia.com/gpu=…）",
+    gpuRequestsWays: {
+      auto: "自动",
+      nvidia: "与 --gpus 相同（NVIDIA 运行时或 hook）",
+      cdi: "通过 CDI（nvidia.com/gpu=…，Docker 25+）",
+    },
   },
   errors: {
     docker_unreachable: "无法连接 Docker 引擎。请启动它，或检查“设置”中的地址。",
@@ -219,6 +226,7 @@ const zhCN: Messages = {
     rs_not_found: "没有该名称的副本集。",
     rs_exists: "同名副本集已存在。请换一个名称，或先删除它。",
     image_missing: "本机没有该镜像。请先拉取或构建。",
+    gpu_requests: "无法按“设置”中的方式为容器分配 GPU。未做任何更改；请查看详情了解该怎么做。",
     files_gone: "该版本的文件已不再保留。可仅回滚其设置，或选择其他版本。",
     rs_state: "副本集当前的状态不允许此操作。请查看详情了解该怎么做。",
     invalid_setting: "有一项设置无效，未保存任何内容。请改正后重新保存。",

@@ -150,6 +150,21 @@ export function SettingsPage() {
           />
           <small className="muted">{t("settings.keepVersionsHelp")}</small>
         </label>
+        <label>
+          {t("settings.gpuRequests")}
+          <select
+            data-testid="settings-gpu-requests"
+            value={draft.gpuRequests}
+            onChange={(e) => set({ gpuRequests: e.target.value as Settings["gpuRequests"] })}
+          >
+            {(["auto", "nvidia", "cdi"] as const).map((w) => (
+              <option key={w} value={w}>
+                {t(`settings.gpuRequestsWays.${w}`)}
+              </option>
+            ))}
+          </select>
+          <small className="muted">{t("settings.gpuRequestsHelp")}</small>
+        </label>
         <label className="check-row">
           <input
             type="checkbox"

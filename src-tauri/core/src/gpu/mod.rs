@@ -2,6 +2,7 @@
 
 mod history;
 mod nvml;
+pub mod requests;
 mod sampler;
 mod types;
 

@@ -35,6 +35,7 @@ use super::quiesce;
 use super::spec::{describe_change, validate_name, validate_spec, RsSpec, LABEL_RS};
 use crate::alloc::{host_listening_ports, GpuCandidate};
 use crate::docker::{ContainerState, CreateArgs, DockerAdapter, ExecOutput};
+use crate::gpu::requests::{self, GpuWay};
 use crate::paths::DataDir;
 use crate::settings::Settings;
 use crate::store::{Store, VersionRecord};
@@ -280,6 +281,7 @@ impl<'a> ReplicaSets<'a> {
         let image = image_facts(self.env.docker, &spec.image)
             .await?
             .ok_or_else(|| CoreError::ImageMissing(spec.image.clone()))?;
+        let way = self.gpu_way(&spec).await?;
         let payload =
             json!({ "name": name, "old": 0, "new": 1, "was_running": false, "was_stopped": true });
         let id = self.db(|s| s.journal_begin("run", name, &payload))?;
@@ -299,7 +301,7 @@ impl<'a> ReplicaSets<'a> {
                 image_id: Some(image.id.clone()),
                 ..Default::default()
             };
-            let cid = self.create(&rec, &image).await?;
+            let cid = self.create(&rec, &image, &way).await?;
             self.db(|s| s.journal_set(id, "new_id", &cid))?;
             self.step(id, "run_created")?;
             self.env.docker.start(&cid).await?;
@@ -348,9 +350,28 @@ impl<'a> ReplicaSets<'a> {
         files::remove_state_volumes(self.env.docker, name).await
     }
 
+    /// How the next container of `spec` gets its GPUs, checked before anything is claimed or
+    /// stopped (`None`: it asks for none).
+    async fn gpu_way(&self, spec: &RsSpec) -> Result<Option<GpuWay>> {
+        if spec.gpus == 0 {
+            return Ok(None);
+        }
+        let engine = self.env.docker.info().await?;
+        requests::way(self.env.settings.gpu_requests, &engine).map(Some)
+    }
+
     /// Creates `rec`'s container from `from` (the base image or a snapshot), with named volumes
-    /// for the image's `VOLUME` paths.
-    async fn create(&self, rec: &VersionRecord, from: &ImageFacts) -> Result<String> {
+    /// for the image's `VOLUME` paths and its GPUs asked for `way`'s way.
+    async fn create(
+        &self,
+        rec: &VersionRecord,
+        from: &ImageFacts,
+        way: &Option<GpuWay>,
+    ) -> Result<String> {
+        let device_requests = match way {
+            Some(w) => requests::device_requests(w, &rec.gpus, &self.env.gpus)?,
+            None => None,
+        };
         let cname = container_name(&rec.name, rec.version);
         let bound: Vec<String> = rec.spec.binds.iter().map(|b| b.dest.clone()).collect();
         let mounts = files::state_mounts(self.env.docker, &rec.name, &from.volumes, &bound).await?;
@@ -364,6 +385,7 @@ impl<'a> ReplicaSets<'a> {
                 image: &from.id,
                 mounts,
                 gpus: &rec.gpus,
+                device_requests,
                 ports: &rec.ports,
                 publish_address: self.env.settings.publish_address.as_deref(),
             })
@@ -693,6 +715,7 @@ impl<'a> ReplicaSets<'a> {
         let next = versions.iter().map(|v| v.version).max().unwrap_or(cur) + 1;
         let old_state = self.env.docker.state(&container_name(name, cur)).await?;
         // Everything the new version needs is checked here, before the workload is stopped.
+        let way = self.gpu_way(&spec).await?;
         let start = self
             .start_point(name, source, &versions, &old, old_state.as_ref())
             .await?;
@@ -795,7 +818,7 @@ impl<'a> ReplicaSets<'a> {
                 // Its kill (the engine tears down its network and mounts) overlaps the creation.
                 Some(c) => {
                     let (killed, created) =
-                        tokio::join!(self.env.docker.kill(&c.id), self.create(&rec, &from));
+                        tokio::join!(self.env.docker.kill(&c.id), self.create(&rec, &from, &way));
                     if let Ok(new_id) = &created {
                         self.db(|s| s.journal_set(id, "new_id", new_id))?;
                     }
@@ -804,7 +827,7 @@ impl<'a> ReplicaSets<'a> {
                     created?
                 }
                 None => {
-                    let new_id = self.create(&rec, &from).await?;
+                    let new_id = self.create(&rec, &from, &way).await?;
                     self.db(|s| s.journal_set(id, "new_id", &new_id))?;
                     new_id
                 }
