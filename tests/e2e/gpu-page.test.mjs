@@ -72,6 +72,29 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
     await wd.click(await wd.find('[data-testid="nav-gpus"]'));
   });
 
+  it("says on the System page when containers cannot get GPUs the way Settings say", async () => {
+    // This engine (Docker 20.10) has no CDI: GPU requests set to CDI are saved (a valid choice),
+    // and the host check says why they cannot work and what to do; Automatic puts it right.
+    const pick = async (way) => {
+      await wd.click(await wd.find('[data-testid="nav-settings"]'));
+      await wd.click(await wd.until("GPU requests", () => wd.find(`[data-testid="settings-gpu-requests"] option[value="${way}"]`)));
+      await wd.click(await wd.find('[data-testid="settings-save"]'));
+      await wd.until("saved", () => wd.find(".ok-text[role=status]"));
+    };
+    await pick("cdi");
+    await shot(wd, "settings-gpu-requests-en.png");
+    await wd.click(await wd.find('[data-testid="nav-system"]'));
+    const row = '[data-testid="check-nvidia_container"]';
+    await wd.until("CDI off said", async () => /CDI off/.test(await wd.text(await wd.find(row))), 15000);
+    const text = await wd.text(await wd.find(row));
+    assert.match(text, /daemon\.json/);
+    await shot(wd, "system-cdi-off-en.png");
+    await pick("auto");
+    await wd.click(await wd.find('[data-testid="nav-system"]'));
+    await wd.until("hook found again", async () => /get GPUs as `--gpus` does/.test(await wd.text(await wd.find(row))), 15000);
+    await wd.click(await wd.find('[data-testid="nav-gpus"]'));
+  });
+
   it("switches to 中文 live, and remembers it", async () => {
     await wd.click(await wd.find('[data-testid="nav-gpus"]'));
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="zh-CN"]'));
@@ -91,6 +114,9 @@ describe("GPU page on a fake NVML with 4 GPUs", () => {
     await wd.click(await wd.find('[data-testid="nav-settings"]'));
     await wd.until("settings in Chinese", () => wd.find('[data-testid="settings-publish-address"]'));
     await shot(wd, "settings-zh.png");
+    await wd.exec("document.querySelector('[data-testid=settings-gpu-requests]').scrollIntoView(); return 0");
+    assert.equal(await wd.exec("return document.querySelector('[data-testid=settings-gpu-requests] option[value=auto]').textContent"), "自动");
+    await shot(wd, "settings-zh-gpu-requests.png");
   });
 });
 

@@ -10,6 +10,7 @@ use crate::docker::{DockerAdapter, EngineInfo};
 use crate::gpu::requests::{self, on_path, GpuWay, Toolkit};
 use crate::gpu::NvmlSource;
 use crate::settings::{GpuRequests, Settings};
+use crate::CoreError;
 
 #[derive(
     Debug, Clone, Copy, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq, Eq,
@@ -251,6 +252,10 @@ fn container_toolkit_check(
         )
     };
     let mut c = match (requests::toolkit(e), requests::way(setting, e)) {
+        // The reason alone: nothing is being changed here.
+        (_, Err(CoreError::GpuRequests(why))) => {
+            check("nvidia_container", CheckStatus::Fail, why, None)
+        }
         (_, Err(err)) => check("nvidia_container", CheckStatus::Fail, err.to_string(), None),
         (Some(kit), Ok(way)) => {
             let seen = match kit {
