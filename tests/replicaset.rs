@@ -1100,6 +1100,92 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
     std::fs::remove_file(spec_file).unwrap();
 }
 
+/// A host whose GPUs are served by CDI only (nvidia-container-toolkit-base's spec, no NVIDIA hook
+/// or runtime): the engine refuses what `docker run --gpus` sends, and GPU Deck, left on
+/// Automatic, gives its containers their GPUs through the spec, naming each GPU as the spec does
+/// (by index here, as older toolkits write it). Needs `tests/rig/docker26.sh --cdi-only`.
+#[test]
+#[ignore]
+fn automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus() {
+    let info: Value = serde_json::from_str(&docker_ok(&["info", "-f", "{{json .}}"])).unwrap();
+    let start_it = "start the engine with tests/rig/docker26.sh --cdi-only";
+    assert!(
+        info["Runtimes"].get("nvidia").is_none(),
+        "the engine has a runtime named nvidia: {start_it}"
+    );
+    let spec_dir = info["CDISpecDirs"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("the engine has CDI off: {start_it}"))
+        .to_string();
+    let refused = docker(&["run", "--rm", "--gpus", "1", TEST_IMAGE, "true"]);
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("could not select device driver"),
+        "the engine took a --gpus request: {start_it}"
+    );
+    let rig = Rig::new(2);
+    // The service as on such a host: no stand-in hook on its PATH either.
+    let plain: Vec<_> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .filter(|p| !p.ends_with("tests/rig/bin"))
+        .collect();
+    let plain = std::env::join_paths(plain).unwrap();
+    rig.fake.always_env("PATH", plain.to_str().unwrap());
+    let g = &rig.fake.gpus;
+    let mut spec = String::from("cdiVersion: \"0.5.0\"\nkind: nvidia.com/gpu\ndevices:\n");
+    for (i, gpu) in g.iter().enumerate() {
+        spec.push_str(&format!(
+            "- name: \"{i}\"\n  containerEdits:\n    env: [\"NVIDIA_VISIBLE_DEVICES={}\", \"CDI_EDIT={i}\"]\n",
+            gpu.uuid
+        ));
+    }
+    let spec_file = std::path::Path::new(&spec_dir).join(format!("{}.yaml", name("gpudeck")));
+    std::fs::write(&spec_file, spec).unwrap();
+
+    let doctor = json(&rig.fake.cli(&["doctor", "--json"]));
+    let toolkit = doctor
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "nvidia_container")
+        .unwrap()
+        .clone();
+    assert_eq!(toolkit["status"], "ok", "{toolkit}");
+    assert!(
+        toolkit["summary"].as_str().unwrap().starts_with(&format!(
+            "no NVIDIA container hook or runtime; GPU Deck's containers get GPUs through CDI (nvidia.com/gpu=…, spec {})",
+            spec_file.display()
+        )),
+        "{toolkit}"
+    );
+
+    let rs = name("cdionly");
+    let v = rig.run_rs(&rs, &["--gpus", "1"]);
+    let uuid = Rig::gpus_of(&v).remove(0);
+    let index = g.iter().position(|x| x.uuid == uuid).unwrap();
+    for version in [1, 2] {
+        if version == 2 {
+            // A new version asks the same way.
+            rig.ok(&["rs", "restart", &rs]);
+        }
+        let requests = docker_ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.DeviceRequests}}",
+            &format!("{rs}-{version}"),
+        ]);
+        assert!(
+            requests.contains("\"Driver\":\"cdi\"")
+                && requests.contains(&format!("\"nvidia.com/gpu={index}\"")),
+            "{requests}"
+        );
+        let env = rig.environ(&rs);
+        assert!(env.contains(&format!("CDI_EDIT={index}")), "{env}");
+    }
+    assert_eq!(rig.ok(&["rs", "info", &rs])["status"], "running");
+    rig.cleanup(&rs);
+    std::fs::remove_file(spec_file).unwrap();
+}
+
 /// Near the layer limit (lowered to 4 here) the next version's files are flattened into one
 /// layer: every file as it was, a deleted one still deleted, the command and environment kept,
 /// and the history says so.

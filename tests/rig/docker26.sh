@@ -8,13 +8,20 @@
 #   tests/rig/docker26.sh                     overlay2 (graph driver), CDI: target/rig-cdi
 #   tests/rig/docker26.sh --containerd-store  the containerd image store (as Docker 29's fresh
 #                                             installs), CDI: target/rig-ctd
+#   tests/rig/docker26.sh --cdi-only          overlay2, CDI, and no NVIDIA hook or runtime (a host
+#                                             with only nvidia-container-toolkit-base's CDI
+#                                             specs): target/rig-cdionly
 # Writes `$state/env` (DOCKER_HOST, and PATH with that CLI first). Idempotent; needs root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 target=$(mkdir -p "$here/../../target" && cd "$here/../../target" && pwd)
-store=graph
+store=graph nvidia=1
 [ "${1:-}" = --containerd-store ] && store=containerd
-if [ $store = containerd ]; then
+[ "${1:-}" = --cdi-only ] && nvidia=0
+if [ $nvidia = 0 ]; then
+  state=${GPUDECK_RIG_DIR:-$target/rig-cdionly}
+  features='{"cdi": true}'
+elif [ $store = containerd ]; then
   state=${GPUDECK_RIG_DIR:-$target/rig-ctd}
   features='{"cdi": true, "containerd-snapshotter": true}'
 else
@@ -51,7 +58,7 @@ export PATH="$bin:$PATH"
 # make the engine refuse them all as conflicting).
 mkdir -p "$state/cdi"
 echo "{\"features\": $features}" >"$state/daemon.json"
-GPUDECK_RIG_DIR="$state" GPUDECK_RIG_SEPARATE=1 \
+GPUDECK_RIG_DIR="$state" GPUDECK_RIG_SEPARATE=1 GPUDECK_RIG_NVIDIA=$nvidia \
   GPUDECK_RIG_DOCKERD_ARGS="--config-file $state/daemon.json --cdi-spec-dir $state/cdi ${GPUDECK_RIG_DOCKERD_ARGS:-}" \
   bash "$here/setup.sh"
 export DOCKER_HOST="unix://$state/docker.sock"

@@ -28,9 +28,16 @@ start_separate() {
       ip link set "$br" up
     fi
     # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
-    PATH="$here/bin:$PATH" nohup dockerd --host "unix://$sock" --data-root "$state/docker-data" \
+    # GPUDECK_RIG_NVIDIA=0: neither the stand-in hook nor a runtime named "nvidia" (a host with
+    # only CDI specs, as nvidia-container-toolkit-base leaves it).
+    if [ "${GPUDECK_RIG_NVIDIA:-1}" = 0 ]; then
+      nvidia_path=$PATH nvidia_args=()
+    else
+      nvidia_path="$here/bin:$PATH" nvidia_args=(--add-runtime "nvidia=$(command -v runc)")
+    fi
+    PATH="$nvidia_path" nohup dockerd --host "unix://$sock" --data-root "$state/docker-data" \
       --exec-root "$state/docker-exec" --pidfile "$state/docker-rig.pid" --bridge "$br" --iptables=false \
-      --add-runtime "nvidia=$(command -v runc)" ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd-rig.log" 2>&1 &
+      "${nvidia_args[@]}" ${GPUDECK_RIG_DOCKERD_ARGS:-} >"$state/dockerd-rig.log" 2>&1 &
     for _ in $(seq 1 60); do DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 && break; sleep 0.5; done
     DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1 || { echo "rig: the rig engine did not come up:"; tail -20 "$state/dockerd-rig.log"; exit 1; }
   fi
@@ -67,7 +74,10 @@ elif ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "rig: dockerd did not come up:"; tail -20 "$state/dockerd.log"; exit 1; }
 fi
 build_image
-if ! gpu_probe; then
+if [ "${GPUDECK_RIG_NVIDIA:-1}" = 0 ]; then
+  # No hook: GPU device requests of the nvidia kind must be refused here.
+  if gpu_probe; then echo "rig: an engine without the NVIDIA hook took a GPU device request"; exit 1; fi
+elif ! gpu_probe; then
   [ "${GPUDECK_RIG_SEPARATE:-0}" = 1 ] && { echo "rig: the rig engine rejects GPU device requests: $out"; exit 1; }
   echo "rig: the running engine rejects GPU device requests ($out); starting a separate rig engine"
   start_separate
@@ -75,7 +85,11 @@ if ! gpu_probe; then
   gpu_probe || { echo "rig: the rig engine rejects GPU device requests too: $out"; exit 1; }
 fi
 echo "${DOCKER_HOST:+export DOCKER_HOST=$DOCKER_HOST}" >"$state/env"
-echo "rig: Docker $(docker version -f '{{.Server.Version}}') ($(docker info -f '{{.Driver}}')) ready; image $image; GPU device requests reach containers"
+if [ "${GPUDECK_RIG_NVIDIA:-1}" = 0 ]; then
+  echo "rig: Docker $(docker version -f '{{.Server.Version}}') ($(docker info -f '{{.Driver}}')) ready; image $image; no NVIDIA hook or runtime"
+else
+  echo "rig: Docker $(docker version -f '{{.Server.Version}}') ($(docker info -f '{{.Driver}}')) ready; image $image; GPU device requests reach containers"
+fi
 
 # Lab members for the service tests (tests/service.rs, tests/e2e/service.test.mjs): alice and bob
 # in `gpudeck`, carol in no group, dana an admin (`gpudeck-admin`). Kept between runs.

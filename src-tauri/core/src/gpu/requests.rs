@@ -73,7 +73,7 @@ pub fn toolkit(engine: &EngineInfo) -> Option<Toolkit> {
         return Some(Toolkit::Runtime);
     }
     const HOOK: &str = "nvidia-container-runtime-hook";
-    dockerd_path()
+    dockerd_path(&engine.endpoint)
         .and_then(|p| find_in(std::env::split_paths(&p), HOOK))
         .or_else(|| on_path(HOOK))
         .map(Toolkit::Hook)
@@ -90,20 +90,59 @@ fn find_in(dirs: impl Iterator<Item = PathBuf>, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The PATH of a running local `dockerd` (it finds the NVIDIA hook on its own PATH, not ours),
-/// when /proc lets us read it.
-fn dockerd_path() -> Option<String> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let dir = e.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != "dockerd" {
-            return None;
+/// The PATH of the running local `dockerd` that serves `endpoint` (it finds the NVIDIA hook on its
+/// own PATH, not ours), when /proc lets us read it; the only one when none says which it serves.
+fn dockerd_path(endpoint: &str) -> Option<String> {
+    let daemons: Vec<(PathBuf, Vec<String>)> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let dir = e.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            (comm.trim() == "dockerd").then_some(())?;
+            let argv = std::fs::read(dir.join("cmdline")).ok()?;
+            let argv = argv
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Some((dir, argv))
+        })
+        .collect();
+    let dir = match daemons.iter().find(|(_, argv)| serves(argv, endpoint)) {
+        Some((dir, _)) => dir,
+        None if daemons.len() == 1 => &daemons[0].0,
+        None => return None,
+    };
+    let env = std::fs::read(dir.join("environ")).ok()?;
+    env.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"PATH="))
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+}
+
+/// Whether a dockerd started with `argv` listens on `endpoint` (pure): its `-H`/`--host` values,
+/// or the default socket where it names none or is handed its socket by systemd (`fd://`).
+fn serves(argv: &[String], endpoint: &str) -> bool {
+    let mut hosts = Vec::new();
+    let mut it = argv.iter().skip(1);
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--host=").or_else(|| a.strip_prefix("-H=")) {
+            hosts.push(v.to_string());
+        } else if a == "--host" || a == "-H" {
+            hosts.extend(it.next().cloned());
+        } else if let Some(v) = a.strip_prefix("-H").filter(|v| !v.is_empty()) {
+            hosts.push(v.to_string());
         }
-        let env = std::fs::read(dir.join("environ")).ok()?;
-        env.split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"PATH="))
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-    })
+    }
+    let norm = |h: &str| {
+        let h = h.strip_prefix("unix://").unwrap_or(h);
+        h.strip_prefix("/var/run/")
+            .map_or(h.to_string(), |rest| format!("/run/{rest}"))
+    };
+    let want = norm(endpoint);
+    let default = want == "/run/docker.sock";
+    (default && (hosts.is_empty() || hosts.iter().any(|h| h.starts_with("fd://"))))
+        || hosts.iter().any(|h| norm(h) == want)
 }
 
 /// The way containers get GPUs on this host.
@@ -300,6 +339,24 @@ mod tests {
             ("nvidia".to_string(), vec!["GPU-c".to_string()])
         );
         assert!(device_requests(&by_uuid, &[], &gpus).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_dockerd_that_serves_the_endpoint_is_the_one_asked() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let systemd =
+            argv("/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock");
+        let plain = argv("dockerd --add-runtime nvidia=/usr/sbin/runc");
+        let rig = argv("dockerd --host unix:///tmp/rig/docker.sock --data-root /tmp/rig/data");
+        let eq = argv("dockerd --host=unix:///tmp/a.sock -H=tcp://127.0.0.1:2375");
+        for e in ["unix:///var/run/docker.sock", "/run/docker.sock"] {
+            assert!(serves(&systemd, e) && serves(&plain, e), "{e}");
+            assert!(!serves(&rig, e), "{e}");
+        }
+        assert!(serves(&rig, "unix:///tmp/rig/docker.sock"));
+        assert!(!serves(&plain, "unix:///tmp/rig/docker.sock"));
+        assert!(serves(&eq, "unix:///tmp/a.sock") && serves(&eq, "tcp://127.0.0.1:2375"));
+        assert!(!serves(&eq, "unix:///var/run/docker.sock"));
     }
 
     #[test]
