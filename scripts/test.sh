@@ -55,9 +55,19 @@ bash tests/rig/docker26.sh --containerd-store
 (
   # shellcheck disable=SC1091
   . "$repo/target/rig-ctd/env"
-  cargo test --features "$features" --test '*' -- --include-ignored --skip fifty_concurrent
+  cargo test --features "$features" --test '*' -- --include-ignored --skip fifty_concurrent \
+    --skip automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus
   # The app's pull, layer bars and all, on that store's own events.
   GPUDECK_APP="$target/debug/gpudeck-app" node --test tests/e2e/images.test.mjs
+)
+
+step "GPUs on a host served by CDI alone (no NVIDIA hook or runtime, as nvidia-container-toolkit-base leaves it): the same Docker 26, overlay2"
+bash tests/rig/docker26.sh --cdi-only
+(
+  # shellcheck disable=SC1091
+  . "$repo/target/rig-cdionly/env"
+  cargo test --features "$features" --test replicaset -- --include-ignored \
+    automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus
 )
 
 step "volumes on XFS project quotas, in a VM (this kernel has no XFS quota; Debian's has)"

@@ -1138,6 +1138,18 @@ fn automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus() {
             gpu.uuid
         ));
     }
+    // One spec for this kind at a time (see the test above): an earlier run's is removed.
+    for old in std::fs::read_dir(&spec_dir).unwrap() {
+        let old = old.unwrap().path();
+        if old
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("gpudeck")
+        {
+            std::fs::remove_file(old).unwrap();
+        }
+    }
     let spec_file = std::path::Path::new(&spec_dir).join(format!("{}.yaml", name("gpudeck")));
     std::fs::write(&spec_file, spec).unwrap();
 
@@ -1183,6 +1195,28 @@ fn automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus() {
     }
     assert_eq!(rig.ok(&["rs", "info", &rs])["status"], "running");
     rig.cleanup(&rs);
+
+    // Set to the nvidia driver's requests, a run here is refused with what to do, leaving nothing.
+    let settings = rig.fake.dir.path().join("data/settings.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    v["settings"]["gpuRequests"] = Value::String("nvidia".into());
+    std::fs::write(&settings, v.to_string()).unwrap();
+    let mut a = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1"];
+    a.extend_from_slice(IDLE);
+    let err = rig.fail(&a);
+    assert!(
+        err.contains("nothing on this host serves the Docker engine's GPU requests")
+            && err.contains("set GPU requests to Automatic or CDI in Settings"),
+        "{err}"
+    );
+    assert!(docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=gpudeck.replicaset={rs}")
+    ])
+    .is_empty());
+    assert_eq!(rig.ok(&["rs", "ls"]).as_array().unwrap().len(), 0);
     std::fs::remove_file(spec_file).unwrap();
 }
 

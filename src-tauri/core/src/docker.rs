@@ -295,6 +295,18 @@ pub struct CreateArgs<'a> {
     pub publish_address: Option<&'a str>,
 }
 
+/// The engine's refusal of a GPU request it has nothing to serve with, as a sentence that says
+/// what to do (pure).
+fn gpu_refusal(engine_said: &str) -> Option<CoreError> {
+    let at = engine_said.find("could not select device driver")?;
+    let said = &engine_said[at..];
+    Some(CoreError::GpuRequests(if said.contains("\"cdi\"") {
+        format!("this Docker engine has CDI off ({said}). Turn it on (Docker 25+: \"features\": {{\"cdi\": true}} in /etc/docker/daemon.json, then restart it), or set GPU requests to Automatic in Settings")
+    } else {
+        format!("nothing on this host serves the Docker engine's GPU requests ({said}). Install the NVIDIA Container Toolkit (`sudo nvidia-ctk runtime configure --runtime=docker`, then restart Docker); where the engine reads a CDI spec for NVIDIA GPUs, set GPU requests to Automatic or CDI in Settings")
+    }))
+}
+
 /// A container's name from a list entry (`/foo-1` → `foo-1`).
 fn summary_name(names: Option<Vec<String>>) -> String {
     names
@@ -436,10 +448,10 @@ impl DockerAdapter {
     }
 
     pub async fn start(&self, id: &str) -> Result<()> {
-        Ok(self
-            .docker
+        self.docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-            .await?)
+            .await
+            .map_err(|e| gpu_refusal(&e.to_string()).unwrap_or_else(|| e.into()))
     }
 
     /// Stops, killing after `timeout_s` seconds; a container already stopped is not an error.
@@ -1225,6 +1237,31 @@ mod tests {
         }
         let mut j = Utf8Joiner::default();
         assert_eq!(j.push(b"a\xffb"), "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn a_gpu_request_nothing_serves_is_said_with_what_to_do() {
+        let nvidia = super::gpu_refusal("Docker responded with status code 500: could not select device driver \"nvidia\" with capabilities: [[gpu]]").unwrap().to_string();
+        assert!(
+            nvidia.starts_with(
+                "Containers cannot be given GPUs this way: nothing on this host serves"
+            ),
+            "{nvidia}"
+        );
+        assert!(
+            nvidia.contains("could not select device driver \"nvidia\"")
+                && nvidia.contains("NVIDIA Container Toolkit"),
+            "{nvidia}"
+        );
+        let cdi =
+            super::gpu_refusal("could not select device driver \"cdi\" with capabilities: []")
+                .unwrap()
+                .to_string();
+        assert!(
+            cdi.contains("CDI off") && cdi.contains("daemon.json"),
+            "{cdi}"
+        );
+        assert!(super::gpu_refusal("No such container: x").is_none());
     }
 
     #[test]
