@@ -66,6 +66,22 @@ impl Rig {
         self.ok(&["rs", "exec", rs, "--", "sh", "-c", script])
     }
 
+    /// Changes one saved setting (the service reads them per request).
+    fn set_setting(&self, key: &str, value: Value) {
+        let settings = self.fake.dir.path().join("data/settings.json");
+        let mut v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+        v["settings"][key] = value;
+        std::fs::write(&settings, v.to_string()).unwrap();
+    }
+
+    /// No container of `rs` and no replicaSet at all.
+    fn left_nothing(&self, rs: &str) {
+        let label = format!("label=gpudeck.replicaset={rs}");
+        assert!(docker_ok(&["ps", "-aq", "--filter", &label]).is_empty());
+        assert_eq!(self.ok(&["rs", "ls"]).as_array().unwrap().len(), 0);
+    }
+
     fn gpus_of(v: &Value) -> Vec<String> {
         v["gpus"]
             .as_array()
@@ -310,10 +326,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(rig.ok(&["rs", "ls"]).as_array().unwrap().len(), 0);
 
     // An admin may allow system binds; then the same bind is accepted (read-only here).
-    let settings = rig.fake.dir.path().join("data/settings.json");
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
-    v["settings"]["allowSystemBinds"] = Value::Bool(true);
-    std::fs::write(&settings, v.to_string()).unwrap();
+    rig.set_setting("allowSystemBinds", Value::Bool(true));
     let rs = name("sys");
     let info = rig.run_rs(&rs, &["--bind", "/etc:/host-etc:ro"]);
     assert_eq!(info["status"], "running");
@@ -950,26 +963,11 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
             ));
         }
     }
-    // One spec for this kind at a time: a second file naming the same devices makes the engine
-    // refuse them all as conflicting ("unresolvable CDI devices"), so an earlier run's is removed.
-    for old in std::fs::read_dir(spec_dir).unwrap() {
-        let old = old.unwrap().path();
-        if old
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("gpudeck")
-        {
-            std::fs::remove_file(old).unwrap();
-        }
-    }
     // GPU Deck's own containers get GPUs through CDI too when the admin says so (the rig's
     // engine has the stand-in hook, so Automatic keeps `--gpus`-style requests here). Without
     // a spec for nvidia.com/gpu that is refused before anything is claimed or made.
-    let settings = rig.fake.dir.path().join("data/settings.json");
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
-    v["settings"]["gpuRequests"] = Value::String("cdi".into());
-    std::fs::write(&settings, v.to_string()).unwrap();
+    remove_cdi_specs(spec_dir);
+    rig.set_setting("gpuRequests", Value::String("cdi".into()));
     let rs = name("cdi");
     let mut a = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1"];
     a.extend_from_slice(IDLE);
@@ -979,17 +977,9 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
             && err.contains("nvidia-ctk cdi generate"),
         "{err}"
     );
-    assert!(docker_ok(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=gpudeck.replicaset={rs}")
-    ])
-    .is_empty());
-    assert_eq!(rig.ok(&["rs", "ls"]).as_array().unwrap().len(), 0);
+    rig.left_nothing(&rs);
 
-    let spec_file = std::path::Path::new(spec_dir).join(format!("{}.yaml", name("gpudeck")));
-    std::fs::write(&spec_file, spec).unwrap();
+    let spec_file = write_cdi_spec(spec_dir, &spec);
     let by_index = Container::run(
         &name("cdiidx"),
         &["--device", "nvidia.com/gpu=0"],
@@ -1100,6 +1090,30 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
     std::fs::remove_file(spec_file).unwrap();
 }
 
+/// Removes earlier runs' test specs from `dir`: a second file naming the same devices makes the
+/// engine refuse them all as conflicting ("unresolvable CDI devices").
+fn remove_cdi_specs(dir: &str) {
+    for old in std::fs::read_dir(dir).unwrap() {
+        let old = old.unwrap().path();
+        if old
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("gpudeck")
+        {
+            std::fs::remove_file(old).unwrap();
+        }
+    }
+}
+
+/// Writes `spec` as the one test spec in `dir`.
+fn write_cdi_spec(dir: &str, spec: &str) -> std::path::PathBuf {
+    remove_cdi_specs(dir);
+    let file = std::path::Path::new(dir).join(format!("{}.yaml", name("gpudeck")));
+    std::fs::write(&file, spec).unwrap();
+    file
+}
+
 /// A host whose GPUs are served by CDI only (nvidia-container-toolkit-base's spec, no NVIDIA hook
 /// or runtime): the engine refuses what `docker run --gpus` sends, and GPU Deck, left on
 /// Automatic, gives its containers their GPUs through the spec, naming each GPU as the spec does
@@ -1138,20 +1152,7 @@ fn automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus() {
             gpu.uuid
         ));
     }
-    // One spec for this kind at a time (see the test above): an earlier run's is removed.
-    for old in std::fs::read_dir(&spec_dir).unwrap() {
-        let old = old.unwrap().path();
-        if old
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("gpudeck")
-        {
-            std::fs::remove_file(old).unwrap();
-        }
-    }
-    let spec_file = std::path::Path::new(&spec_dir).join(format!("{}.yaml", name("gpudeck")));
-    std::fs::write(&spec_file, spec).unwrap();
+    let spec_file = write_cdi_spec(&spec_dir, &spec);
 
     let doctor = json(&rig.fake.cli(&["doctor", "--json"]));
     let toolkit = doctor
@@ -1197,10 +1198,7 @@ fn automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus() {
     rig.cleanup(&rs);
 
     // Set to the nvidia driver's requests, a run here is refused with what to do, leaving nothing.
-    let settings = rig.fake.dir.path().join("data/settings.json");
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
-    v["settings"]["gpuRequests"] = Value::String("nvidia".into());
-    std::fs::write(&settings, v.to_string()).unwrap();
+    rig.set_setting("gpuRequests", Value::String("nvidia".into()));
     let mut a = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1"];
     a.extend_from_slice(IDLE);
     let err = rig.fail(&a);
@@ -1209,14 +1207,7 @@ fn automatic_gpu_requests_go_through_cdi_where_only_cdi_serves_gpus() {
             && err.contains("set GPU requests to Automatic or CDI in Settings"),
         "{err}"
     );
-    assert!(docker_ok(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=gpudeck.replicaset={rs}")
-    ])
-    .is_empty());
-    assert_eq!(rig.ok(&["rs", "ls"]).as_array().unwrap().len(), 0);
+    rig.left_nothing(&rs);
     std::fs::remove_file(spec_file).unwrap();
 }
 

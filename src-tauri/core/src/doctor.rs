@@ -251,7 +251,11 @@ fn container_toolkit_check(
             e.cdi_spec_dirs.join(", ")
         )
     };
-    let mut c = match (requests::toolkit(e), requests::way(setting, e)) {
+    // Each read once: the engine's PATH from /proc, the spec folders.
+    let kit = requests::toolkit(e);
+    let spec = requests::nvidia_spec(&e.cdi_spec_dirs);
+    let way = requests::choose(setting, kit.is_some(), &e.cdi_spec_dirs, spec.clone());
+    let mut c = match (kit, way) {
         // The reason alone: nothing is being changed here.
         (_, Err(CoreError::GpuRequests(why))) => {
             check("nvidia_container", CheckStatus::Fail, why, None)
@@ -278,7 +282,7 @@ fn container_toolkit_check(
             None,
         ),
         (None, Ok(GpuWay::Nvidia)) => {
-            match requests::nvidia_spec(&e.cdi_spec_dirs) {
+            match spec {
                 // Only where the admin chose the nvidia driver's requests.
                 Some(spec) => check(
                     "nvidia_container",
