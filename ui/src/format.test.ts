@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { celsius, memory, memPct, pct, power } from "./format";
+import { celsius, memory, memPct, pct, power, when } from "./format";
 import { appendPoint, WINDOW_MS } from "./history";
 import type { GpuSnapshot } from "./bindings/GpuSnapshot";
 
@@ -41,5 +41,20 @@ describe("history", () => {
     const pts = (h as Record<number, { utilizationGpuPct: number | null; memoryPct: number | null }[]>)[0]!;
     expect(pts.map((p) => p.utilizationGpuPct)).toEqual([2, 3]);
     expect(pts[0]!.memoryPct).toBe(25);
+  });
+});
+
+describe("when", () => {
+  it("writes a moment in the UI's language, whatever the system's", () => {
+    const at = Date.UTC(2026, 11, 4, 5, 1, 2) / 1000;
+    expect(when(at, "zh-CN")).toBe(new Date(at * 1000).toLocaleString("zh-CN"));
+    expect(when(at, "en")).toBe(new Date(at * 1000).toLocaleString("en"));
+    expect(when(at, "zh-CN")).not.toBe(when(at, "en"));
+    expect(when(new Date(at * 1000).toISOString(), "en")).toBe(when(at, "en"));
+  });
+  it("says — for a moment it does not have", () => {
+    expect(when(null, "en")).toBe("—");
+    expect(when("", "en")).toBe("—");
+    expect(when("not a date", "zh-CN")).toBe("—");
   });
 });

@@ -46,3 +46,13 @@ export function bytesBoth(bytes: number | null | undefined): string {
   };
   return `${pick(dec)} (${pick(bin)})`;
 }
+
+/**
+ * A moment in the UI's language, not the system's (the app switches language live): unix seconds
+ * or an ISO string; "—" when absent or unreadable.
+ */
+export function when(at: number | string | null | undefined, lang: string): string {
+  if (at == null || at === "") return "—";
+  const d = typeof at === "number" ? new Date(at * 1000) : new Date(at);
+  return Number.isNaN(d.getTime()) ? "—" : d.toLocaleString(lang);
+}

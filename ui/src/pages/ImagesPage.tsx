@@ -8,7 +8,7 @@ import type { Registry } from "../bindings/Registry";
 import type { RemoteImageInfo } from "../bindings/RemoteImageInfo";
 import { OperationStatus, type Outcome } from "../components/Busy";
 import { ConfirmButton } from "../components/Confirm";
-import { bytesBoth } from "../format";
+import { bytesBoth, when } from "../format";
 
 const IDLE: Outcome = { busy: null, done: null, error: null };
 
@@ -54,7 +54,7 @@ export function ImagesPage() {
 }
 
 function LocalImages({ me }: { me: Caller | null }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const [list, setList] = useState<LocalImage[] | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const { outcome, setOutcome, run } = useOutcome();
@@ -115,7 +115,7 @@ function LocalImages({ me }: { me: Caller | null }) {
                 <td className="mono small">{i.tags.length ? i.tags.join(", ") : <span className="muted">{t("img.dangling")}</span>}</td>
                 <td className="mono small">{i.id.replace("sha256:", "").slice(0, 12)}</td>
                 <td className="small">{bytesBoth(i.size)}</td>
-                <td className="small">{new Date(i.created * 1000).toLocaleString()}</td>
+                <td className="small">{when(i.created, i18n.language)}</td>
                 <td className="small">
                   {i.usedBy.map((u) => `${u.replicaset}-${u.version}`).join(", ") || "—"}
                   {i.origin && <span className="muted"> · {t("img.committedFrom", { rs: `${i.origin.replicaset}-${i.origin.version}` })}</span>}
@@ -358,7 +358,7 @@ function AddRegistry({ onAdded }: { onAdded: () => void }) {
 }
 
 function Browse({ registry, admin }: { registry: Registry; admin: boolean }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const [repos, setRepos] = useState<string[] | null>(null);
   const [repo, setRepo] = useState("");
   const [tags, setTags] = useState<string[] | null>(null);
@@ -443,7 +443,7 @@ function Browse({ registry, admin }: { registry: Registry; admin: boolean }) {
             <dt>{t("reg.compressed")}</dt>
             <dd>{bytesBoth(info.size)}</dd>
             <dt>{t("img.created")}</dt>
-            <dd>{info.created ? new Date(info.created).toLocaleString() : "—"}</dd>
+            <dd>{when(info.created, i18n.language)}</dd>
             <dt>{t("reg.platforms")}</dt>
             <dd>{info.platforms.map((p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""} (${bytesBoth(p.size)})`).join(", ")}</dd>
           </dl>

@@ -9,7 +9,7 @@ import { OperationStatus, type Outcome } from "../components/Busy";
 import { ConfirmButton } from "../components/Confirm";
 import { LogView, TerminalView } from "../components/TerminalView";
 import { splitArgs } from "../args";
-import { bytesBoth } from "../format";
+import { bytesBoth, when } from "../format";
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.]{0,39}$/;
 
@@ -352,7 +352,7 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
         {[...history].reverse().map((v) => (
           <li key={v.version} className={v.version === rs.version ? "current" : undefined} data-testid={`rs-version-${v.version}`}>
             <div>
-              <strong>v{v.version}</strong> <span className="muted">{new Date(v.createdAt * 1000).toLocaleString(i18n.language)}</span> · {t(`rs.op.${v.op.split(" ")[0]}`, { version: v.op.split(" ")[1] ?? "" })}
+              <strong>v{v.version}</strong> <span className="muted">{when(v.createdAt, i18n.language)}</span> · {t(`rs.op.${v.op.split(" ")[0]}`, { version: v.op.split(" ")[1] ?? "" })}
               {v.op.includes("(configuration only)") && <span> ({t("rs.configOnly")})</span>}
               {v.op.includes("(flattened)") && <span> ({t("rs.flattened")})</span>}
               {v.changes.length > 0 && <span> · {v.changes.map((c) => t(`rs.change.${c.kind}`, "from" in c ? { from: c.from, to: c.to } : {})).join("; ")}</span>}

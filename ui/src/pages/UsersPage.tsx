@@ -5,10 +5,11 @@ import type { AuditEntry } from "../bindings/AuditEntry";
 import type { Caller } from "../bindings/Caller";
 import type { ErrorPayload } from "../bindings/ErrorPayload";
 import { ErrorBox } from "../components/ErrorBox";
+import { when } from "../format";
 
 /** Who you are, your limits; for admins every user's limits (editable) and the audit. */
 export function UsersPage() {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const [me, setMe] = useState<Caller | null>(null);
   const [view, setView] = useState<PolicyView | null>(null);
   const [audit, setAudit] = useState<AuditEntry[]>([]);
@@ -163,7 +164,7 @@ export function UsersPage() {
               <tbody>
                 {audit.slice(0, 50).map((a, i) => (
                   <tr key={i}>
-                    <td className="small">{new Date(a.at * 1000).toLocaleString()}</td>
+                    <td className="small">{when(a.at, i18n.language)}</td>
                     <td>{a.user}</td>
                     <td className="mono small">{a.action}</td>
                     <td>{a.outcome}</td>

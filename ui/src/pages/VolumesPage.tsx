@@ -5,7 +5,7 @@ import type { VolumeInfo } from "../bindings/VolumeInfo";
 import type { VolumeVersion } from "../bindings/VolumeVersion";
 import { OperationStatus, type Outcome } from "../components/Busy";
 import { ConfirmButton } from "../components/Confirm";
-import { bytesBoth } from "../format";
+import { bytesBoth, when } from "../format";
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.]{0,39}$/;
 
@@ -136,7 +136,7 @@ function CreateVolume({ onCreate, busy }: { onCreate: (name: string, size: strin
 }
 
 function VolumeDetail({ v, busy, onResize, onDelete }: { v: VolumeInfo; busy: boolean; onResize: (size: string, move: boolean) => void; onDelete: () => void }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const [history, setHistory] = useState<VolumeVersion[]>([]);
   const [size, setSize] = useState("");
   const [move, setMove] = useState(true);
@@ -170,7 +170,7 @@ function VolumeDetail({ v, busy, onResize, onDelete }: { v: VolumeInfo; busy: bo
         {[...history].reverse().map((h) => (
           <li key={h.version} className={h.version === v.version ? "current" : undefined} data-testid={`vol-version-${h.version}`}>
             <div>
-              <strong>v{h.version}</strong> <span className="muted">{new Date(h.createdAt * 1000).toLocaleString()}</span> · {t(`vol.op.${h.op}`)} · {bytesBoth(h.sizeBytes)} · {t(`vol.kind.${h.backend}`, { defaultValue: h.backend })}
+              <strong>v{h.version}</strong> <span className="muted">{when(h.createdAt, i18n.language)}</span> · {t(`vol.op.${h.op}`)} · {bytesBoth(h.sizeBytes)} · {t(`vol.kind.${h.backend}`, { defaultValue: h.backend })}
               {h.retiredAt != null && <span className="muted"> · {t("vol.retired")}</span>}
             </div>
           </li>
