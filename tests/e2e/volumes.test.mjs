@@ -45,10 +45,13 @@ describe("Volumes by clicking", () => {
     await wd.click(await wd.find('[data-testid="vol-resize-yes"]'));
     await wd.until("version 2", () => wd.find('[data-testid="vol-version-2"]'), 30000);
     assert.equal(await wd.text(await wd.find(`[data-testid="vol-row-${name}"] [data-testid="vol-size"]`)), "40.0 MB (38.1 MiB)");
+    assert.match(await wd.text(await wd.find('[data-testid="vol-version-2"]')), /v2 \d{1,2}\/\d{1,2}\/\d{4}, \d{1,2}:\d{2}:\d{2} [AP]M /);
     await shot(wd, "volumes-en.png");
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="zh-CN"]'));
     await wd.until("Chinese", async () => (await wd.text(await wd.find('[data-testid="nav-volumes"]'))) === "数据卷");
     assert.match(await wd.text(await wd.find('[data-testid="vol-limit-kind"]')), /镜像文件中的 ext4/);
+    // Times follow the UI's language, not the system's (seen: "12/4/2026, 4:58:48 AM" under 中文).
+    assert.match(await wd.text(await wd.find('[data-testid="vol-version-2"]')), /v2 \d{4}\/\d{1,2}\/\d{1,2} \d{2}:\d{2}:\d{2} /);
     await shot(wd, "volumes-zh.png");
     await wd.click(await wd.find('[data-testid="language-switch"] option[value="en"]'));
   });
