@@ -23,8 +23,14 @@ start_separate() {
     sum=$(printf %s "$state" | cksum | cut -d' ' -f1)
     br="gdrig$((sum % 100000))"
     if ! ip link show "$br" >/dev/null 2>&1; then
+      # A /24 no other interface has (another clone's rig engine may still run beside this one).
+      n=$((sum % 200 + 20))
+      for _ in $(seq 1 200); do
+        ip -4 -o addr show | grep -q " 172\.30\.$n\.[0-9]*/" || break
+        n=$(((n - 19) % 200 + 20))
+      done
       ip link add name "$br" type bridge
-      ip addr add "172.30.$((sum % 200 + 20)).1/24" dev "$br"
+      ip addr add "172.30.$n.1/24" dev "$br"
       ip link set "$br" up
     fi
     # shellcheck disable=SC2086 # GPUDECK_RIG_DOCKERD_ARGS: extra flags, split on spaces
