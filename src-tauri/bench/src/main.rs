@@ -8,7 +8,9 @@
 //!
 //! 4. ReplicaSets (with `--replicasets`, needs the Docker engine and the rig's test image):
 //!    `gpudeck rs run` vs `docker run`; a patch carrying ~200 MB of changes vs `docker commit` +
-//!    `docker run` of the same container; and the same patch over a 50 MB and a 500 MB image.
+//!    `docker run` of the same container; and the same patch over a 50 MB and a 500 MB image,
+//!    beside the same change carried by `docker commit` + `docker run` over those two images (how
+//!    much the engine's own work grows with the image).
 //!
 //! 5. Volumes (with `--volumes`, root): resize copy throughput for ~500 MB of mixed files (many
 //!    small, some large, a sparse one) vs `cp -a` of the same tree between two ext4 images.
@@ -494,26 +496,43 @@ fn replicasets(cli: &Path, work: &Path) {
     println!("patch with 200 MB changed vs docker commit + docker run ({way}): {o:.2} s vs {p:.2} s = {:.2}x (target <= {target}x)", o / p);
     println!("patch with 200 MB changed vs docker stop + commit + run + rm (the same end state): {o:.2} s vs {q:.2} s = {:.2}x", o / q);
 
-    // 3. the same patch over a 50 MB and a 500 MB image.
-    let mut times = vec![];
+    // 3. the same patch over a 50 MB and a 500 MB image; beside it, the engine's own growth: the
+    //    same change carried by docker commit + docker run over the same two images.
+    let change = "dd if=/dev/urandom of=/changed bs=1M count=20 2>/dev/null";
+    let (mut times, mut plain) = (vec![], vec![]);
     for mb in [50, 500] {
         let img = padded_image(mb);
         let n = format!("benchimg{mb}");
         sh(gd(&["rs", "run", &n, "--image", &img, "--"]).args(IDLE));
-        sh(&mut gd(&[
-            "rs",
-            "exec",
-            &n,
-            "--",
-            "sh",
-            "-c",
-            "dd if=/dev/urandom of=/changed bs=1M count=20 2>/dev/null",
-        ]));
-        let mut v = vec![];
-        for _ in 0..3 {
-            v.push(timed(&mut gd(&["rs", "restart", &n])));
+        // Three rounds, alternating which side goes first (each leaves the disk busy writing
+        // back for the other).
+        let (mut o, mut p) = (vec![], vec![]);
+        for round in 0..3 {
+            for ours_now in [round % 2 == 0, round % 2 == 1] {
+                if ours_now {
+                    // Each restart carries a change of its own, as the pair's commit does.
+                    sh(&mut gd(&["rs", "exec", &n, "--", "sh", "-c", change]));
+                    o.push(timed(&mut gd(&["rs", "restart", &n])));
+                    continue;
+                }
+                sh(docker(&["run", "-d", "--init", "--name", "bench-pad", &img]).args(IDLE));
+                sh(&mut docker(&["exec", "bench-pad", "sh", "-c", change]));
+                let t0 = Instant::now();
+                sh(&mut docker(&[
+                    "commit",
+                    "bench-pad",
+                    "gpudeck-bench/padded:latest",
+                ]));
+                sh(docker(&["run", "-d", "--init", "--name", "bench-pad-2"])
+                    .arg("gpudeck-bench/padded:latest")
+                    .args(IDLE));
+                p.push(t0.elapsed().as_secs_f64());
+                sh(&mut docker(&["rm", "-f", "bench-pad", "bench-pad-2"]));
+                sh(&mut docker(&["rmi", "gpudeck-bench/padded:latest"]));
+            }
         }
-        times.push(median(v));
+        times.push(median(o));
+        plain.push(median(p));
         sh(&mut gd(&["rs", "rm", &n]));
     }
     println!(
@@ -521,6 +540,12 @@ fn replicasets(cli: &Path, work: &Path) {
         times[0],
         times[1],
         times[1] / times[0]
+    );
+    println!(
+        "the same change by docker commit + docker run over a 50 MB vs a 500 MB image (the engine's own growth): {:.2} s vs {:.2} s = {:.2}x",
+        plain[0],
+        plain[1],
+        plain[1] / plain[0]
     );
 }
 
