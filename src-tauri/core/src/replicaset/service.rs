@@ -10,7 +10,7 @@
 //! it, Docker API only (see `files`):
 //!   begun → claimed → stopped_old → committed → created → started → recorded → done
 //! or, when nothing in the running old container acts on its stop signal (see `quiesce`), it is
-//! committed frozen and killed while the new one is created:
+//! committed frozen, and killed while the commit runs:
 //!   begun → claimed → committed → stopped_old → created → started → recorded → done
 //! The service replies once the new version is recorded and finishes the rest (keeping the old
 //! version's files, removing its container) right after, still holding the replicaSet's lock.
@@ -776,11 +776,24 @@ impl<'a> ReplicaSets<'a> {
                         let (snap, bytes) =
                             files::flatten_snapshot(self.env.docker, &c.id, name, cur).await?;
                         (snap, Some(bytes))
+                    } else if quiet {
+                        // Frozen, nothing in it runs any code of its own again, so its files are
+                        // final: its kill (the engine tears down its network and mounts) overlaps
+                        // the commit, which reads the files through a mount of its own.
+                        let (snap, killed) = tokio::join!(
+                            files::commit_files(self.env.docker, &c.id, name, cur),
+                            self.env.docker.kill(&c.id)
+                        );
+                        let snap = snap?;
+                        self.step(id, "committed")?;
+                        killed?;
+                        self.step(id, "stopped_old")?;
+                        (snap, None)
                     } else {
                         let snap = files::commit_files(self.env.docker, &c.id, name, cur).await?;
+                        self.step(id, "committed")?;
                         (snap, None)
                     });
-                    self.step(id, "committed")?;
                 }
             }
             let from = match start {
@@ -814,24 +827,8 @@ impl<'a> ReplicaSets<'a> {
                 image_id: old.image_id.clone(),
                 ..Default::default()
             };
-            let new_id = match old_state.as_ref().filter(|_| quiet) {
-                // Its kill (the engine tears down its network and mounts) overlaps the creation.
-                Some(c) => {
-                    let (killed, created) =
-                        tokio::join!(self.env.docker.kill(&c.id), self.create(&rec, &from, &way));
-                    if let Ok(new_id) = &created {
-                        self.db(|s| s.journal_set(id, "new_id", new_id))?;
-                    }
-                    killed?;
-                    self.step(id, "stopped_old")?;
-                    created?
-                }
-                None => {
-                    let new_id = self.create(&rec, &from, &way).await?;
-                    self.db(|s| s.journal_set(id, "new_id", &new_id))?;
-                    new_id
-                }
-            };
+            let new_id = self.create(&rec, &from, &way).await?;
+            self.db(|s| s.journal_set(id, "new_id", &new_id))?;
             self.step(id, "created")?;
             if let Some(src) = &copy_from {
                 let upper = self
