@@ -2,8 +2,10 @@
  * A fake libnvidia-ml.so for GPU Deck's tests. NEVER shipped, never loaded by default.
  *
  * It exports the NVML entry points GPU Deck's sampler calls through nvml-wrapper, and serves the
- * devices described in the file named by $FAKE_NVML_FILE. The file is re-read whenever its mtime
- * or size changes, so a test can change a reading while the app runs. Format, one record a line:
+ * devices described in the file named by $FAKE_NVML_FILE. The file is re-read whenever its inode,
+ * mtime or size changes, so a test can change a reading while the app runs (the inode: two writes
+ * within one tick of the kernel's coarse clock get the same mtime, and a test that writes a new
+ * file and renames it over the old one changes the inode every time). Format, one record a line:
  *
  *   driver 550.54.15
  *   cuda 12040
@@ -56,12 +58,15 @@ static long long cuda = 12040;
 static time_t loaded_mtime;
 static long loaded_mtime_ns;
 static off_t loaded_size = -1;
+static ino_t loaded_ino;
 
 static void reload(void) {
     const char *path = getenv("FAKE_NVML_FILE");
     struct stat st;
     if (!path || stat(path, &st) != 0) { ngpus = 0; nprocs = 0; return; }
-    if (st.st_mtime == loaded_mtime && st.st_mtim.tv_nsec == loaded_mtime_ns && st.st_size == loaded_size) return;
+    if (st.st_ino == loaded_ino && st.st_mtime == loaded_mtime && st.st_mtim.tv_nsec == loaded_mtime_ns &&
+        st.st_size == loaded_size)
+        return;
     FILE *f = fopen(path, "r");
     if (!f) return;
     int ng = 0, np = 0;
@@ -91,6 +96,7 @@ static void reload(void) {
     fclose(f);
     ngpus = ng; nprocs = np;
     loaded_mtime = st.st_mtime; loaded_mtime_ns = st.st_mtim.tv_nsec; loaded_size = st.st_size;
+    loaded_ino = st.st_ino;
 }
 
 /* Device handles are 1-based indexes cast to pointers. */
