@@ -43,7 +43,7 @@ fn doctor_checks_every_part_of_the_host() {
     let way = if driver == "overlay2" {
         "a copy of the old container's upper directory"
     } else {
-        "through the Docker API"
+        "through the Docker API: what the old container added and changed is written into the new one"
     };
     assert!(
         summary.starts_with(&format!("storage driver {}", driver.trim())) && summary.contains(way),

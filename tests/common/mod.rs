@@ -376,9 +376,17 @@ pub fn containerd_store() -> bool {
     docker_ok(&["info", "-f", "{{json .DriverStatus}}"]).contains("io.containerd.snapshotter")
 }
 
-/// The journaled steps of a patch on this engine, in order ("done" not included).
+/// Whether new versions carry files as snapshot images here (`GPUDECK_CARRY=layers`): else as
+/// folders, the copy way (overlay2) or the archive way (every other engine), for a container
+/// that deleted none of its image's files.
+pub fn layer_way() -> bool {
+    std::env::var("GPUDECK_CARRY").is_ok_and(|v| v == "layers")
+}
+
+/// The journaled steps of a patch on this engine, in order ("done" not included), for a
+/// container that deleted none of its image's files.
 pub fn patch_steps() -> &'static [&'static str] {
-    if copy_way() {
+    if !layer_way() {
         &[
             "begun",
             "claimed",

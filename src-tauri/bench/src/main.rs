@@ -486,12 +486,12 @@ fn replicasets(cli: &Path, work: &Path) {
     let (o, p, q) = (median(ours), median(plain), median(same));
     // The way this host carries files (see core's replicaset::copy): its own target.
     let driver = sh(&mut docker(&["info", "-f", "{{.Driver}}"]));
-    let copy_way = driver.trim() == "overlay2"
-        && std::env::var("GPUDECK_CARRY").map_or(true, |v| v != "layers");
-    let (way, target) = if copy_way {
-        ("the copy way, overlay2", "0.6")
-    } else {
-        ("the layer way", "1.0")
+    let carry = std::env::var("GPUDECK_CARRY").unwrap_or_default();
+    let (way, target) = match carry.as_str() {
+        "layers" => ("the layer way", "1.0"),
+        "archive" => ("the archive way", "1.0"),
+        _ if driver.trim() == "overlay2" => ("the copy way, overlay2", "0.6"),
+        _ => ("the archive way", "1.0"),
     };
     println!("patch with 200 MB changed vs docker commit + docker run ({way}): {o:.2} s vs {p:.2} s = {:.2}x (target <= {target}x)", o / p);
     println!("patch with 200 MB changed vs docker stop + commit + run + rm (the same end state): {o:.2} s vs {q:.2} s = {:.2}x", o / q);

@@ -307,7 +307,8 @@ fn container_toolkit_check(
 }
 
 /// Which way new versions carry files on this engine: a copy of the container's upper directory
-/// on overlay2 (see `replicaset::copy`), through the Docker API everywhere else.
+/// on overlay2 (see `replicaset::copy`), through the Docker API everywhere else (the archive
+/// way, or the layer way where a tar stream cannot say what the container did).
 fn storage_driver_check(engine: Option<&EngineInfo>) -> DoctorCheck {
     match engine.and_then(|i| i.storage_driver.clone().map(|d| (d, i.containerd_store))) {
         Some((d, containerd)) => check(
@@ -323,7 +324,11 @@ fn storage_driver_check(engine: Option<&EngineInfo>) -> DoctorCheck {
                 if d == "overlay2" && !containerd && crate::replicaset::copy::enabled() {
                     "new versions get a copy of the old container's upper directory; the old version's files are kept as a folder (files unchanged since the version before stored once)"
                 } else {
-                    "new versions carry files through the Docker API (the old container committed to a snapshot image, one layer a version)"
+                    if crate::replicaset::archive::enabled() {
+                        "new versions carry files through the Docker API: what the old container added and changed is written into the new one before it starts, and kept as a folder (files unchanged since the version before stored once); a container that deleted image files (or changed more than 64 separate paths) is committed to a snapshot image instead, one layer a version"
+                    } else {
+                        "new versions carry files through the Docker API (the old container committed to a snapshot image, one layer a version)"
+                    }
                 }
             ),
             None,

@@ -28,9 +28,9 @@ use crate::{CoreError, Result};
 /// The snapshot id prefix of a version kept as a folder.
 pub const DIR_PREFIX: &str = "dir:";
 
-/// Whether the copy way may be used at all (`GPUDECK_CARRY=layers` turns it off).
+/// Whether the copy way may be used at all (`GPUDECK_CARRY=layers` or `=archive` turns it off).
 pub fn enabled() -> bool {
-    std::env::var("GPUDECK_CARRY").map_or(true, |v| v != "layers")
+    std::env::var("GPUDECK_CARRY").map_or(true, |v| v != "layers" && v != "archive")
 }
 
 /// GNU cp (its `-a` keeps extended attributes, which carry overlay's opaque directories).
@@ -321,6 +321,7 @@ fn share_in(dir: &Path, prev: &Path, tmp: &Path) -> Result<()> {
 /// Removes version `k`'s folder (and any half-made one).
 pub fn remove(data: &Path, name: &str, k: u32) -> Result<()> {
     let fin = version_dir(data, name, k);
+    super::archive::remove_items(data, name, k)?;
     for p in [
         fin.with_extension("moved"),
         fin.with_extension("copying"),

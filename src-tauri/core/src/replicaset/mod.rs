@@ -1,5 +1,6 @@
 //! ReplicaSets: named, versioned GPU containers.
 
+pub(crate) mod archive;
 pub(crate) mod copy;
 pub(crate) mod files;
 mod quiesce;

@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::json;
 use ts_rs::TS;
 
+use super::archive;
 use super::copy;
 use super::files::{self, image_facts, ImageFacts};
 use super::quiesce;
@@ -97,10 +98,13 @@ enum Source {
 
 /// What the new container is created from, as checked up front.
 enum Start {
-    /// Commit the old container once stopped, and start from that; `flatten` when one more
-    /// layer would pass the limit (the whole file system into one layer).
+    /// Carry the old container's files once it is stopped (or frozen): through the archive API
+    /// into a new container of `from` (the image it was created from) where they allow
+    /// (`archive`), else committed and started from that; `flatten` when one more layer would
+    /// pass the limit (the whole file system into one layer).
     CommitOld {
         flatten: bool,
+        from: ImageFacts,
     },
     /// Copy the old container's upper directory (overlay2) into a new container of `from`.
     CopyOld {
@@ -637,6 +641,7 @@ impl<'a> ReplicaSets<'a> {
                     room?;
                     Ok(Start::CommitOld {
                         flatten: files::must_flatten(f.layers),
+                        from: f,
                     })
                 }
                 // Removed outside GPU Deck: there are no files left to carry.
@@ -653,6 +658,17 @@ impl<'a> ReplicaSets<'a> {
                     };
                     if !dir.is_dir() {
                         return Err(gone);
+                    }
+                    if !archive::kept_here(&dir) && old_state.is_some_and(|c| c.upper_dir.is_none())
+                    {
+                        return Err(CoreError::RsState {
+                            name: name.into(),
+                            state: format!("at version {}", old.version),
+                            hint: format!(
+                                "version {k}'s files were kept as a copy of an overlay2 upper folder ({}), and this Docker engine does not keep containers on overlay2, so a rollback cannot write them back. Nothing was changed. Roll back with --config-only and copy what you need from that folder.",
+                                dir.display()
+                            ),
+                        });
                     }
                     let from = image_facts(self.env.docker, parent).await?.ok_or(gone)?;
                     if let Some(up) = old_state.and_then(|c| c.upper_dir.as_deref()) {
@@ -719,7 +735,7 @@ impl<'a> ReplicaSets<'a> {
         let start = self
             .start_point(name, source, &versions, &old, old_state.as_ref())
             .await?;
-        let start_flatten = matches!(start, Start::CommitOld { flatten: true });
+        let start_flatten = matches!(start, Start::CommitOld { flatten: true, .. });
         let was_running = old_state
             .as_ref()
             .is_some_and(|c| c.status == "running" || c.status == "paused")
@@ -759,6 +775,22 @@ impl<'a> ReplicaSets<'a> {
                 }
                 self.step(id, "stopped_old")?;
             }
+            // The archive way, decided on the old container's final files (stopped, or frozen).
+            let carry = match (&start, &old_state) {
+                (Start::CommitOld { flatten: false, from }, Some(c)) if archive::enabled() => {
+                    let mut mounts: Vec<String> =
+                        spec.binds.iter().map(|b| b.dest.clone()).collect();
+                    mounts.extend(from.volumes.iter().cloned());
+                    match archive::plan_for(self.env.docker, &c.id, &mounts).await? {
+                        Ok(items) => Some(items),
+                        Err(why) => {
+                            tracing::info!("{name}-{cur}'s files go the layer way: {why}");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
             // The old version's files become its snapshot (kept for a rollback to it): committed
             // now, or (copied way) kept as a folder once the new version is recorded.
             let mut replaced: Option<(String, Option<u64>)> = None;
@@ -768,7 +800,7 @@ impl<'a> ReplicaSets<'a> {
                 _ => None,
             };
             if let Some(c) = &old_state {
-                if copy::usable_upper(c).is_some() {
+                if copy::usable_upper(c).is_some() || carry.is_some() {
                     replaced = Some((copy::snapshot_id(&c.image), None));
                 } else {
                     // Its size is read after the reply (`finish`).
@@ -797,6 +829,7 @@ impl<'a> ReplicaSets<'a> {
                 }
             }
             let from = match start {
+                Start::CommitOld { from, .. } if carry.is_some() => from,
                 Start::CommitOld { .. } => {
                     let snap = replaced
                         .as_ref()
@@ -827,10 +860,28 @@ impl<'a> ReplicaSets<'a> {
                 image_id: old.image_id.clone(),
                 ..Default::default()
             };
-            let new_id = self.create(&rec, &from, &way).await?;
+            let create = self.create(&rec, &from, &way);
+            let new_id = match (&carry, &old_state) {
+                // Frozen: killed while the new container is made (its files are final).
+                (Some(_), Some(c)) if quiet => {
+                    let (made, killed) = tokio::join!(create, self.env.docker.kill(&c.id));
+                    let made = made?;
+                    self.db(|s| s.journal_set(id, "new_id", &made))?;
+                    killed?;
+                    self.step(id, "stopped_old")?;
+                    made
+                }
+                _ => create.await?,
+            };
             self.db(|s| s.journal_set(id, "new_id", &new_id))?;
             self.step(id, "created")?;
-            if let Some(src) = &copy_from {
+            if let (Some(items), Some(c)) = (&carry, &old_state) {
+                archive::carry(self.env.docker, &c.id, &new_id, items).await?;
+                self.step(id, "copied")?;
+            } else if let Some(src) = copy_from.as_ref().filter(|d| archive::kept_here(d)) {
+                archive::put_folder(self.env.docker, src, &new_id).await?;
+                self.step(id, "copied")?;
+            } else if let Some(src) = &copy_from {
                 let upper = self
                     .env
                     .docker
@@ -905,15 +956,20 @@ impl<'a> ReplicaSets<'a> {
             .find(|v| v.version == old)
             .and_then(|v| v.snapshot_id.clone());
         if let Some(snap) = snap.filter(|s| copy::parent_of(s).is_some()) {
-            let upper = self
-                .env
-                .docker
-                .state(&container_name(name, old))
-                .await?
-                .and_then(|c| c.upper_dir)
-                .map(PathBuf::from);
+            let c = self.env.docker.state(&container_name(name, old)).await?;
             let prev = self.folder_before(name, &versions, old, &snap);
-            match copy::save(self.env.data_dir.path(), name, old, upper, prev).await {
+            let data = self.env.data_dir.path();
+            let saved = match c {
+                // Carried the archive way: its changed paths read again into its folder.
+                Some(c) if copy::usable_upper(&c).is_none() => {
+                    archive::save(self.env.docker, &c.id, data, name, old, prev).await
+                }
+                c => {
+                    let upper = c.and_then(|c| c.upper_dir).map(PathBuf::from);
+                    copy::save(data, name, old, upper, prev).await
+                }
+            };
+            match saved {
                 Ok(bytes) => self.db(|s| s.rs_set_snapshot_bytes(name, old, bytes))?,
                 // Its container was removed outside GPU Deck before they were kept.
                 Err(CoreError::FilesGone { .. }) => {
