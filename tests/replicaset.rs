@@ -1479,39 +1479,77 @@ fn the_layer_way_commits_a_quiet_workload_frozen_and_lets_a_listening_one_finish
     }
 }
 
-/// The frozen commit's steps, each a crash: the next start undoes it (the old version runs
-/// again, no longer frozen) or finishes it, and no file is lost.
+/// The frozen way's steps (a commit, or the archive way), each a crash: the next start undoes
+/// it (the old version runs again, no longer frozen) or finishes it, and no file is lost.
 #[test]
 fn a_crash_at_any_step_of_a_frozen_commit_loses_nothing() {
     let rig = Rig::new(2);
-    rig.fake.always_env("GPUDECK_CARRY", "layers");
-    for step in [
-        "claimed",
-        "committed",
-        "stopped_old",
-        "created",
-        "started",
-        "recorded",
-    ] {
-        let rs = name("fz");
-        rig.ok(&[
-            "rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1", "--", "sleep", "1000000",
-        ]);
-        rig.sh(&rs, "echo precious > /precious");
-        rig.fake
-            .crash_at(step, &["rs", "patch", &rs, "--gpus", "2"]);
-        let info = rig.ok(&["rs", "info", &rs]);
-        assert_eq!(info["status"], "running", "{step}: {info}");
-        let expect = if step == "recorded" { 2 } else { 1 };
-        assert_eq!(info["version"], expect, "{step}");
-        assert_eq!(Rig::gpus_of(&info).len(), expect as usize, "{step}");
-        assert_eq!(
-            rig.sh(&rs, "cat /precious")["stdout"],
-            "precious\n",
-            "{step}"
-        );
-        assert_eq!(containers_of(&rs), 1, "{step}: one container");
-        rig.cleanup(&rs);
+    // The layer way (committed frozen, killed meanwhile), and the archive way (killed while
+    // the new container is made, its files read from the stopped one).
+    let ways: [(&str, &[&str]); 2] = [
+        (
+            "layers",
+            &[
+                "claimed",
+                "committed",
+                "stopped_old",
+                "created",
+                "started",
+                "recorded",
+            ],
+        ),
+        (
+            "archive",
+            &[
+                "claimed",
+                "stopped_old",
+                "created",
+                "copied",
+                "started",
+                "recorded",
+                "saved",
+            ],
+        ),
+    ];
+    for (carry, steps) in ways {
+        rig.fake.always_env("GPUDECK_CARRY", carry);
+        for &step in steps {
+            let rs = name("fz");
+            rig.ok(&[
+                "rs", "run", &rs, "--image", TEST_IMAGE, "--gpus", "1", "--", "sleep", "1000000",
+            ]);
+            rig.sh(&rs, "echo precious > /precious");
+            let args = ["rs", "patch", &rs, "--gpus", "2"];
+            if step == "saved" {
+                rig.fake.crash_after_reply_at(step, &args);
+            } else {
+                rig.fake.crash_at(step, &args);
+            }
+            let info = rig.ok(&["rs", "info", &rs]);
+            assert_eq!(info["status"], "running", "{carry} {step}: {info}");
+            let expect = if matches!(step, "recorded" | "saved") {
+                2
+            } else {
+                1
+            };
+            assert_eq!(info["version"], expect, "{step}");
+            assert_eq!(Rig::gpus_of(&info).len(), expect as usize, "{step}");
+            assert_eq!(
+                rig.sh(&rs, "cat /precious")["stdout"],
+                "precious\n",
+                "{step}"
+            );
+            assert_eq!(containers_of(&rs), 1, "{step}: one container");
+            if expect == 2 {
+                rig.ok(&["rs", "rollback", &rs, "1"]);
+                assert_eq!(
+                    rig.sh(&rs, "cat /precious")["stdout"],
+                    "precious\n",
+                    "{carry} {step}: rollback"
+                );
+            }
+            rig.cleanup(&rs);
+        }
     }
 }
 

@@ -14,7 +14,9 @@
 //! The old version's files are kept after the reply, as the copy way keeps them: the same paths
 //! read again into `version-files/<name>/<k>`, files unchanged since the version before shared
 //! with it (hard links), with the list of paths beside it (`<k>.items`) so that a rollback writes
-//! back exactly those. A version kept this way is recorded with the snapshot id `dir:<image id>`.
+//! back exactly those (on overlay2, where `GPUDECK_CARRY=archive` chooses this way, the old
+//! container's upper directory is moved there instead, as the copy way keeps it). A version kept
+//! as a folder is recorded with the snapshot id `dir:<image id>`.
 //!
 //! A tar stream cannot delete: a container that deleted a file of its image, or changed more
 //! separate paths than `MAX_ITEMS` (one request each), is carried the layer way (`files`).

@@ -960,8 +960,9 @@ impl<'a> ReplicaSets<'a> {
             let prev = self.folder_before(name, &versions, old, &snap);
             let data = self.env.data_dir.path();
             let saved = match c {
-                // Carried the archive way: its changed paths read again into its folder.
-                Some(c) if copy::usable_upper(&c).is_none() => {
+                // No upper directory to move (the archive way): its changed paths are read
+                // again into its folder.
+                Some(c) if copy::upper_of(&c).is_none() => {
                     archive::save(self.env.docker, &c.id, data, name, old, prev).await
                 }
                 c => {
