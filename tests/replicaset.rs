@@ -724,6 +724,62 @@ fn added_and_changed_files_are_carried_and_rolled_back_without_a_commit() {
     rig.cleanup(&rs);
 }
 
+/// A file whose name is not UTF-8 cannot be asked for by name through the engine's list of
+/// changes (it replaces the bytes), so such a container's files go the layer way, and the file
+/// is kept with its name.
+#[test]
+fn a_name_that_is_not_utf8_is_carried_too() {
+    let rig = Rig::new(0);
+    let rs = name("utf");
+    rig.run_rs(&rs, &[]);
+    rig.sh(&rs, "printf kept > \"/caf$(printf '\\351')\"");
+    let t0 = unix_now();
+    assert_eq!(rig.ok(&["rs", "restart", &rs])["version"], 2);
+    let ev = engine_events(&format!("{rs}-1"), t0);
+    if !copy_way() {
+        assert!(ev.iter().any(|e| e == "commit"), "the layer way: {ev:?}");
+    }
+    assert_eq!(
+        rig.sh(&rs, "cat \"/caf$(printf '\\351')\"; ls / | grep -c '^caf'")["stdout"],
+        "kept1\n"
+    );
+    rig.cleanup(&rs);
+}
+
+/// When the engine cannot stream a path out of the old container (its bound host folder became
+/// a file, so the engine cannot mount it to read the container), the new version is committed
+/// instead: the patch still works and nothing is lost.
+#[test]
+fn a_container_the_engine_cannot_stream_is_committed_instead() {
+    let rig = Rig::new(0);
+    let rs = name("fallback");
+    let (a, b) = (
+        rig.fake.dir.path().join(format!("{rs}-a")),
+        rig.fake.dir.path().join(format!("{rs}-b")),
+    );
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let bind = format!("{}:/data", a.display());
+    rig.run_rs(&rs, &["--bind", &bind]);
+    rig.sh(&rs, "echo mine > /inside");
+    rig.ok(&["rs", "stop", &rs]);
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::write(&a, "not a folder").unwrap();
+    let t0 = unix_now();
+    let swap = format!("{bind}={}:/data", b.display());
+    assert_eq!(
+        rig.ok(&["rs", "patch", &rs, "--swap-bind", &swap])["version"],
+        2
+    );
+    let ev = engine_events(&format!("{rs}-1"), t0);
+    if !copy_way() {
+        assert!(ev.iter().any(|e| e == "commit"), "committed: {ev:?}");
+    }
+    assert_eq!(rig.sh(&rs, "cat /inside")["stdout"], "mine\n");
+    assert_eq!(containers_of(&rs), 1);
+    rig.cleanup(&rs);
+}
+
 /// Versions are built on the image id recorded at run: re-tagging the image later changes
 /// nothing for the next version.
 #[test]

@@ -18,8 +18,9 @@
 //! container's upper directory is moved there instead, as the copy way keeps it). A version kept
 //! as a folder is recorded with the snapshot id `dir:<image id>`.
 //!
-//! A tar stream cannot delete: a container that deleted a file of its image, or changed more
-//! separate paths than `MAX_ITEMS` (one request each), is carried the layer way (`files`).
+//! A tar stream cannot delete: a container that deleted a file of its image, changed more
+//! separate paths than `MAX_ITEMS` (one request each), or has a changed name that is not UTF-8
+//! (which the engine's list cannot name), is carried the layer way (`files`).
 //! Paths under a mount (binds, volumes of either version) are never read or written: the engine
 //! would read or write the mounted data.
 
@@ -75,6 +76,9 @@ impl Item {
 pub enum Skip {
     Deleted(String),
     TooMany(usize),
+    /// A name that is not UTF-8: the engine's JSON list replaces its bytes, so it could not be
+    /// asked for by name.
+    Unnamed(String),
 }
 
 impl std::fmt::Display for Skip {
@@ -82,6 +86,7 @@ impl std::fmt::Display for Skip {
         match self {
             Skip::Deleted(p) => write!(f, "it deleted {p}, which a tar stream cannot"),
             Skip::TooMany(n) => write!(f, "{n} separate paths changed (more than {MAX_ITEMS})"),
+            Skip::Unnamed(p) => write!(f, "{p} has a name that is not UTF-8"),
         }
     }
 }
@@ -123,6 +128,9 @@ pub fn plan(
     ch.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some((p, _)) = ch.iter().find(|(_, k)| *k == ChangeType::_2) {
         return Err(Skip::Deleted(p.clone()));
+    }
+    if let Some((p, _)) = ch.iter().find(|(p, _)| p.contains('\u{FFFD}')) {
+        return Err(Skip::Unnamed(p.clone()));
     }
     let mut fenced: Vec<String> = mounts.iter().map(|m| norm(m)).collect();
     fenced.extend(ENGINE_PATHS.iter().map(|p| p.to_string()));
@@ -275,11 +283,24 @@ fn once(bytes: Vec<u8>) -> ByteStream {
 pub async fn carry(d: &DockerAdapter, from: &str, to: &str, items: &[Item]) -> Result<()> {
     for it in items {
         let p = it.path();
+        // What went wrong reading, where it did: the write then fails only with "body error".
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
         let body = match it {
-            Item::Whole(_) => download(d, from, p),
+            Item::Whole(_) => {
+                let f = failed.clone();
+                Box::pin(download(d, from, p).inspect_err(move |e| {
+                    *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                })) as ByteStream
+            }
             Item::Head(_) => once(head(d, from, p).await?),
         };
-        upload(d, to, parent(p), body).await?;
+        if let Err(e) = upload(d, to, parent(p), body).await {
+            let read = failed.lock().unwrap_or_else(|e| e.into_inner()).take();
+            return Err(match read {
+                Some(r) => CoreError::Docker(format!("reading {p} from the old container: {r}")),
+                None => e,
+            });
+        }
     }
     Ok(())
 }
@@ -510,6 +531,11 @@ mod tests {
         assert_eq!(plan(&many, &[]), Err(Skip::TooMany(MAX_ITEMS + 1)));
         let just: Vec<_> = (0..MAX_ITEMS).map(|i| c(&format!("/f{i}"), 1)).collect();
         assert_eq!(plan(&just, &[]).unwrap().len(), MAX_ITEMS);
+        let odd = [c("/data/caf\u{FFFD}", 1)];
+        assert_eq!(
+            plan(&odd, &[]),
+            Err(Skip::Unnamed("/data/caf\u{FFFD}".into()))
+        );
     }
 
     #[test]

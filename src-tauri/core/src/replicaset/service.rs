@@ -875,9 +875,26 @@ impl<'a> ReplicaSets<'a> {
             };
             self.db(|s| s.journal_set(id, "new_id", &new_id))?;
             self.step(id, "created")?;
+            let mut new_id = new_id;
             if let (Some(items), Some(c)) = (&carry, &old_state) {
-                archive::carry(self.env.docker, &c.id, &new_id, items).await?;
-                self.step(id, "copied")?;
+                match archive::carry(self.env.docker, &c.id, &new_id, items).await {
+                    Ok(()) => self.step(id, "copied")?,
+                    Err(e) => {
+                        // The layer way after all (the engine could not stream a path: a bind
+                        // whose host folder is gone, say): the old container, stopped now, is
+                        // committed and the new version made again from the commit.
+                        tracing::warn!("{name}-{cur}'s files could not be streamed ({e}); committing them instead");
+                        self.env.docker.remove(&new_id).await?;
+                        let snap = files::commit_files(self.env.docker, &c.id, name, cur).await?;
+                        self.step(id, "committed")?;
+                        replaced = Some((snap.clone(), None));
+                        let from = image_facts(self.env.docker, &snap)
+                            .await?
+                            .ok_or(CoreError::ImageMissing(snap))?;
+                        new_id = self.create(&rec, &from, &way).await?;
+                        self.db(|s| s.journal_set(id, "new_id", &new_id))?;
+                    }
+                }
             } else if let Some(src) = copy_from.as_ref().filter(|d| archive::kept_here(d)) {
                 archive::put_folder(self.env.docker, src, &new_id).await?;
                 self.step(id, "copied")?;
