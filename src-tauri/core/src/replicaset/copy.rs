@@ -15,7 +15,8 @@
 //! image its files sit on).
 //!
 //! Every other engine (other storage drivers, the containerd image store, rootless Docker out of
-//! reach, no GNU cp) uses the layer way in `files`, as does any host with `GPUDECK_CARRY=layers`.
+//! reach, no GNU cp) uses the archive way in `archive` (or the layer way in `files` where that
+//! cannot), as does any host with `GPUDECK_CARRY=archive` or `GPUDECK_CARRY=layers`.
 
 use std::collections::HashSet;
 use std::io::Read;

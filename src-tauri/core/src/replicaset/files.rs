@@ -1,5 +1,7 @@
-//! A version's files, carried through the Docker API only, so it works the same on every engine a
-//! lab runs: overlay2, the containerd image store, vfs, btrfs, zfs, rootless.
+//! The layer way: a version's files, carried through the Docker API only, so it works the same on
+//! every engine a lab runs: overlay2, the containerd image store, vfs, btrfs, zfs, rootless. It
+//! is used where the archive way (`archive`) cannot say what a container did (it deleted image
+//! files) and wherever `GPUDECK_CARRY=layers` asks for it.
 //!
 //! When version k is replaced, its stopped container is committed to the image
 //! `gpudeck-snapshot:<name>-<k>`: Docker stores only what the container changed on top of the
