@@ -241,7 +241,12 @@ fn timed(cmd: &mut Command) -> f64 {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 const IMAGE: &str = "gpudeck-test/busybox:latest";
@@ -499,24 +504,38 @@ fn replicasets(cli: &Path, work: &Path) {
     // 3. the same patch over a 50 MB and a 500 MB image; beside it, the engine's own growth: the
     //    same change carried by docker commit + docker run over the same two images.
     let change = "dd if=/dev/urandom of=/changed bs=1M count=20 2>/dev/null";
-    let (mut times, mut plain) = (vec![], vec![]);
-    for mb in [50, 500] {
-        let img = padded_image(mb);
-        let n = format!("benchimg{mb}");
-        sh(gd(&["rs", "run", &n, "--image", &img, "--"]).args(IDLE));
-        // Three rounds, alternating which side goes first (each leaves the disk busy writing
-        // back for the other).
-        let (mut o, mut p) = (vec![], vec![]);
-        for round in 0..3 {
-            for ours_now in [round % 2 == 0, round % 2 == 1] {
+    let sizes = [50u32, 500];
+    let imgs: Vec<String> = sizes.iter().map(|mb| padded_image(*mb)).collect();
+    let names: Vec<String> = sizes.iter().map(|mb| format!("benchimg{mb}")).collect();
+    for (n, img) in names.iter().zip(&imgs) {
+        sh(gd(&["rs", "run", n, "--image", img, "--"]).args(IDLE));
+        // One restart first, untimed: what a first new version does once is not measured.
+        sh(&mut gd(&["rs", "restart", n]));
+    }
+    // Six rounds; in each, both sizes, which size goes first and which side goes first
+    // alternating. Before each timed step the disk is flushed (`sync`) and left a second:
+    // ours keeps the version it replaced after replying, and what the change and the last
+    // round wrote would otherwise be written back during whichever step comes next.
+    let (mut o, mut p): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (vec![vec![]; 2], vec![vec![]; 2]);
+    let settle = || {
+        sh(&mut Command::new("sync"));
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    for round in 0..6 {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (n, img) = (&names[i], &imgs[i]);
+            for ours_now in [(round / 2) % 2 == 0, (round / 2) % 2 == 1] {
                 if ours_now {
                     // Each restart carries a change of its own, as the pair's commit does.
-                    sh(&mut gd(&["rs", "exec", &n, "--", "sh", "-c", change]));
-                    o.push(timed(&mut gd(&["rs", "restart", &n])));
+                    sh(&mut gd(&["rs", "exec", n, "--", "sh", "-c", change]));
+                    settle();
+                    o[i].push(timed(&mut gd(&["rs", "restart", n])));
                     continue;
                 }
-                sh(docker(&["run", "-d", "--init", "--name", "bench-pad", &img]).args(IDLE));
+                sh(docker(&["run", "-d", "--init", "--name", "bench-pad", img]).args(IDLE));
                 sh(&mut docker(&["exec", "bench-pad", "sh", "-c", change]));
+                settle();
                 let t0 = Instant::now();
                 sh(&mut docker(&[
                     "commit",
@@ -526,15 +545,17 @@ fn replicasets(cli: &Path, work: &Path) {
                 sh(docker(&["run", "-d", "--init", "--name", "bench-pad-2"])
                     .arg("gpudeck-bench/padded:latest")
                     .args(IDLE));
-                p.push(t0.elapsed().as_secs_f64());
+                p[i].push(t0.elapsed().as_secs_f64());
                 sh(&mut docker(&["rm", "-f", "bench-pad", "bench-pad-2"]));
                 sh(&mut docker(&["rmi", "gpudeck-bench/padded:latest"]));
             }
         }
-        times.push(median(o));
-        plain.push(median(p));
-        sh(&mut gd(&["rs", "rm", &n]));
     }
+    for n in &names {
+        sh(&mut gd(&["rs", "rm", n]));
+    }
+    let times: Vec<f64> = o.into_iter().map(median).collect();
+    let plain: Vec<f64> = p.into_iter().map(median).collect();
     println!(
         "patch (20 MB changed) over a 50 MB vs a 500 MB image: {:.2} s vs {:.2} s = {:.2}x (target within 10 %)",
         times[0],
