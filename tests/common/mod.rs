@@ -383,20 +383,24 @@ pub fn layer_way() -> bool {
     std::env::var("GPUDECK_CARRY").is_ok_and(|v| v == "layers")
 }
 
+/// The journaled steps of a patch that keeps the old version's files as a folder (the copy way,
+/// the archive way), from "begun"; "done" not included.
+pub const FOLDER_STEPS: &[&str] = &[
+    "begun",
+    "claimed",
+    "stopped_old",
+    "created",
+    "copied",
+    "started",
+    "recorded",
+    "saved",
+];
+
 /// The journaled steps of a patch on this engine, in order ("done" not included), for a
 /// container that deleted none of its image's files.
 pub fn patch_steps() -> &'static [&'static str] {
     if !layer_way() {
-        &[
-            "begun",
-            "claimed",
-            "stopped_old",
-            "created",
-            "copied",
-            "started",
-            "recorded",
-            "saved",
-        ]
+        FOLDER_STEPS
     } else {
         &[
             "begun",

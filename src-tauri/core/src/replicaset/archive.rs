@@ -273,10 +273,15 @@ async fn head(d: &DockerAdapter, id: &str, path: &str) -> Result<Vec<u8>> {
     )))
 }
 
-fn once(bytes: Vec<u8>) -> ByteStream {
-    Box::pin(futures_util::stream::once(
-        async move { Ok(Bytes::from(bytes)) },
-    ))
+/// What `it` takes from container `id`: the whole path's stream, or its folder's own entry.
+async fn read(d: &DockerAdapter, id: &str, it: &Item) -> Result<ByteStream> {
+    Ok(match it {
+        Item::Whole(p) => download(d, id, p),
+        Item::Head(p) => {
+            let entry = Bytes::from(head(d, id, p).await?);
+            Box::pin(futures_util::stream::once(async move { Ok(entry) }))
+        }
+    })
 }
 
 /// Writes `items` of container `from` into container `to` (created, not yet started).
@@ -285,18 +290,13 @@ pub async fn carry(d: &DockerAdapter, from: &str, to: &str, items: &[Item]) -> R
         let p = it.path();
         // What went wrong reading, where it did: the write then fails only with "body error".
         let failed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-        let body = match it {
-            Item::Whole(_) => {
-                let f = failed.clone();
-                Box::pin(download(d, from, p).inspect_err(move |e| {
-                    *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-                })) as ByteStream
-            }
-            Item::Head(_) => once(head(d, from, p).await?),
-        };
+        let f = failed.clone();
+        let body: ByteStream = Box::pin(read(d, from, it).await?.inspect_err(move |e| {
+            *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+        }));
         if let Err(e) = upload(d, to, parent(p), body).await {
-            let read = failed.lock().unwrap_or_else(|e| e.into_inner()).take();
-            return Err(match read {
+            let reading = failed.lock().unwrap_or_else(|e| e.into_inner()).take();
+            return Err(match reading {
                 Some(r) => CoreError::Docker(format!("reading {p} from the old container: {r}")),
                 None => e,
             });
@@ -396,11 +396,7 @@ pub async fn save(
             let p = it.path();
             let at = copying.join(parent(p).trim_start_matches('/'));
             std::fs::create_dir_all(&at).map_err(io(&at))?;
-            let body = match it {
-                Item::Whole(_) => download(d, id, p),
-                Item::Head(_) => once(head(d, id, p).await?),
-            };
-            extract(body, &at).await?;
+            extract(read(d, id, it).await?, &at).await?;
         }
         let list = serde_json::to_vec(&items).unwrap_or_default();
         let f = items_file(&fin);

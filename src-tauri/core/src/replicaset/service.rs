@@ -128,6 +128,15 @@ pub struct Pending {
     old: u32,
 }
 
+/// A rollback refused because the version's files sit in a folder it cannot use (`why`).
+fn unusable_folder(name: &str, at: u32, why: String) -> CoreError {
+    CoreError::RsState {
+        name: name.into(),
+        state: format!("at version {at}"),
+        hint: format!("{why}. Nothing was changed. Roll back with --config-only and copy what you need from that folder."),
+    }
+}
+
 /// A replicaSet's status from its container's engine state (`None`: no such container).
 fn status_from(engine: Option<&str>, stopped: bool) -> RsStatus {
     match (engine, stopped) {
@@ -661,14 +670,11 @@ impl<'a> ReplicaSets<'a> {
                     }
                     if !archive::kept_here(&dir) && old_state.is_some_and(|c| c.upper_dir.is_none())
                     {
-                        return Err(CoreError::RsState {
-                            name: name.into(),
-                            state: format!("at version {}", old.version),
-                            hint: format!(
-                                "version {k}'s files were kept as a copy of an overlay2 upper folder ({}), and this Docker engine does not keep containers on overlay2, so a rollback cannot write them back. Nothing was changed. Roll back with --config-only and copy what you need from that folder.",
-                                dir.display()
-                            ),
-                        });
+                        return Err(unusable_folder(
+                            name,
+                            old.version,
+                            format!("version {k}'s files were kept as a copy of an overlay2 upper folder ({}), and this Docker engine does not keep containers on overlay2, so a rollback cannot write them back", dir.display()),
+                        ));
                     }
                     let from = image_facts(self.env.docker, parent).await?.ok_or(gone)?;
                     if let Some(up) = old_state.and_then(|c| c.upper_dir.as_deref()) {
@@ -695,14 +701,11 @@ impl<'a> ReplicaSets<'a> {
                             .join(name)
                             .join(k.to_string());
                         if legacy.is_dir() {
-                            return Err(CoreError::RsState {
-                                name: name.into(),
-                                state: format!("at version {}", old.version),
-                                hint: format!(
-                                    "version {k}'s files were kept by an earlier GPU Deck as the folder {}, which a rollback cannot start from. Nothing was changed. Roll back with --config-only and copy what you need from that folder.",
-                                    legacy.display()
-                                ),
-                            });
+                            return Err(unusable_folder(
+                                name,
+                                old.version,
+                                format!("version {k}'s files were kept by an earlier GPU Deck as the folder {}, which a rollback cannot start from", legacy.display()),
+                            ));
                         }
                         Err(CoreError::FilesGone {
                             name: name.into(),
@@ -861,19 +864,19 @@ impl<'a> ReplicaSets<'a> {
                 ..Default::default()
             };
             let create = self.create(&rec, &from, &way);
-            let new_id = match (&carry, &old_state) {
+            let (new_id, killed) = match (&carry, &old_state) {
                 // Frozen: killed while the new container is made (its files are final).
                 (Some(_), Some(c)) if quiet => {
                     let (made, killed) = tokio::join!(create, self.env.docker.kill(&c.id));
-                    let made = made?;
-                    self.db(|s| s.journal_set(id, "new_id", &made))?;
-                    killed?;
-                    self.step(id, "stopped_old")?;
-                    made
+                    (made?, Some(killed))
                 }
-                _ => create.await?,
+                _ => (create.await?, None),
             };
             self.db(|s| s.journal_set(id, "new_id", &new_id))?;
+            if let Some(killed) = killed {
+                killed?;
+                self.step(id, "stopped_old")?;
+            }
             self.step(id, "created")?;
             let mut new_id = new_id;
             if let (Some(items), Some(c)) = (&carry, &old_state) {
