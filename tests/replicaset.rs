@@ -26,12 +26,35 @@ fn name(prefix: &str) -> String {
 
 struct Rig {
     fake: FakeNvml,
+    _gpu_indexes: GpuIndexes,
+}
+
+/// A container that takes a GPU by its index (`--device nvidia.com/gpu=0`) holds that index on
+/// every fake machine of the tests that share its engine: the test that makes one runs alone
+/// (write), every other test's rig holds a read.
+static GPU_INDEXES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+enum GpuIndexes {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
 }
 
 impl Rig {
     fn new(gpus: usize) -> Rig {
+        let shared = GPU_INDEXES.read().unwrap_or_else(|e| e.into_inner());
         Rig {
             fake: FakeNvml::new(gpus),
+            _gpu_indexes: GpuIndexes::Shared(shared),
+        }
+    }
+
+    /// A rig for a test that takes GPUs by index outside GPU Deck: it waits for the other
+    /// tests' rigs to go, and they wait for it.
+    fn alone(gpus: usize) -> Rig {
+        let alone = GPU_INDEXES.write().unwrap_or_else(|e| e.into_inner());
+        Rig {
+            fake: FakeNvml::new(gpus),
+            _gpu_indexes: GpuIndexes::Alone(alone),
         }
     }
 
@@ -1093,7 +1116,7 @@ fn a_gpu_taken_through_cdi_counts_as_held() {
     let spec_dir = dirs
         .first()
         .expect("the engine has no CDI spec folder: start it with tests/rig/docker26.sh");
-    let rig = Rig::new(3);
+    let rig = Rig::alone(3);
     let g = &rig.fake.gpus;
     // The spec the NVIDIA toolkit would write for these GPUs: each by index and by UUID.
     let mut spec = String::from("cdiVersion: \"0.5.0\"\nkind: nvidia.com/gpu\ndevices:\n");
