@@ -135,7 +135,7 @@ export const api = {
   registryDelete: (name: string, image: string) => invoke<RemoteDeleted>("registry_delete", { name, image }),
   /** Entries with their compatibility here; `filter` is UFDL's filter specification (JSON). */
   catalogList: (filter: string | null = null) => invoke<CatalogItem[]>("catalog_list", { filter }),
-  catalogImport: (format: "gpudeck" | "argon" | "ufdl", text: string) => invoke<Imported[]>("catalog_import", { format, text }),
+  catalogImport: (format: "auto" | "gpudeck" | "argon" | "ufdl", text: string) => invoke<Imported[]>("catalog_import", { format, text }),
   catalogRemove: (name: string) => invoke<void>("catalog_remove", { name }),
   /** The argv (and masked env, binds) a launch with these values would run; `KIND.NAME` keys. */
   catalogRender: (name: string, values: Record<string, string>) => invoke<Rendered>("catalog_render", { name, values }),

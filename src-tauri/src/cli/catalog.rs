@@ -12,10 +12,11 @@ use super::print_json;
 #[derive(Subcommand)]
 pub enum CatalogCmd {
     /// Imports entries from FILE (admins): GPU Deck's file (YAML or JSON), Argon's payload or
-    /// UFDL's image JSON. An edit of an entry makes a new revision.
+    /// UFDL's image JSON, told from its contents unless --format says. An edit of an entry makes
+    /// a new revision.
     Import {
         file: String,
-        #[arg(long, value_parser = ["gpudeck", "argon", "ufdl"], default_value = "gpudeck")]
+        #[arg(long, value_parser = ["auto", "gpudeck", "argon", "ufdl"], default_value = "auto")]
         format: String,
     },
     /// GPU Deck's file of the entry (or of every entry), on stdout.
@@ -74,7 +75,8 @@ pub(super) async fn run(client: &Client, cmd: CatalogCmd, json: bool) -> Result<
             let format = match format.as_str() {
                 "argon" => ImportFormat::Argon,
                 "ufdl" => ImportFormat::Ufdl,
-                _ => ImportFormat::Gpudeck,
+                "gpudeck" => ImportFormat::Gpudeck,
+                _ => ImportFormat::Auto,
             };
             let done = client.catalog_import(format, &text).await?;
             if json {

@@ -414,6 +414,7 @@ const en = {
     badge: { ok: "runs here", limited: "needs a newer driver", busy: "GPUs busy", blocked: "needs another GPU", cpu: "no GPU needed", driver: "needs driver ≥ {{version}}" },
     import: "Import entries",
     format: "Format",
+    formatAuto: "Tell from the contents",
     importHelp: "Paste the file. An edit of an existing entry makes a new revision; an invalid entry saves nothing.",
     importSave: "Check and save",
     importing: "Importing",

@@ -416,6 +416,7 @@ const zhCN: Messages = {
     badge: { ok: "可在此运行", limited: "需要更新驱动", busy: "GPU 均被占用", blocked: "需要其他 GPU", cpu: "无需 GPU", driver: "需要驱动 ≥ {{version}}" },
     import: "导入条目",
     format: "格式",
+    formatAuto: "按内容识别",
     importHelp: "粘贴文件内容。修改已有条目会生成新修订版；任何条目无效时都不保存。",
     importSave: "检查并保存",
     importing: "正在导入",

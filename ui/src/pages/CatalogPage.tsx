@@ -99,7 +99,7 @@ export function CatalogPage() {
 function ImportForm({ onDone }: { onDone: () => void }) {
   const { t } = useTranslation();
   const [open, setOpen] = useState(false);
-  const [format, setFormat] = useState<"gpudeck" | "argon" | "ufdl">("gpudeck");
+  const [format, setFormat] = useState<"auto" | "gpudeck" | "argon" | "ufdl">("auto");
   const [text, setText] = useState("");
   const [outcome, setOutcome] = useState<Outcome>(IDLE);
   const submit = async (e: FormEvent) => {
@@ -129,6 +129,7 @@ function ImportForm({ onDone }: { onDone: () => void }) {
         <label className="inline">
           {t("cat.format")}
           <select value={format} onChange={(e) => setFormat(e.target.value as typeof format)} data-testid="cat-import-format">
+            <option value="auto">{t("cat.formatAuto")}</option>
             <option value="gpudeck">GPU Deck (YAML / JSON)</option>
             <option value="argon">Argon</option>
             <option value="ufdl">UFDL</option>

@@ -123,6 +123,9 @@ impl FilterSpec {
                     if e.sub_expressions.is_empty() {
                         return Err(bad(format!("\"{}\" needs sub_expressions", e.kind)));
                     }
+                    if e.kind == "and" && e.sub_expressions.iter().any(|s| s.kind == "or") {
+                        return Err(bad("an \"and\" cannot contain an \"or\" (UFDL's filter specification): put the \"or\" at the top level, with an \"and\" in each of its sub_expressions"));
+                    }
                     e.sub_expressions.iter().try_for_each(|s| walk(s, fields))
                 }
                 "exact" | "contains" | "is_null" | "compare" => {
@@ -430,6 +433,10 @@ mod tests {
             (
                 r#"{"expressions":[{"type":"and","sub_expressions":[]}]}"#,
                 "needs sub_expressions",
+            ),
+            (
+                r#"{"expressions":[{"type":"and","sub_expressions":[{"type":"exact","field":"cpu","value":true},{"type":"or","sub_expressions":[{"type":"exact","field":"name","value":"x"}]}]}]}"#,
+                "an \"and\" cannot contain an \"or\"",
             ),
             (
                 r#"{"order_by":[{"field":"name; DROP TABLE x"}]}"#,

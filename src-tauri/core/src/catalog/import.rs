@@ -7,7 +7,31 @@ use serde_json::Value;
 
 use super::entry::{Entry, GpuRange, I18n, Param, ParamType};
 use super::template::{split_command, ParamKind};
+use super::ImportFormat;
 use crate::{CoreError, Result};
+
+/// Which of the three formats `text` is in, told from its shape: GPU Deck's file says
+/// `format:`; Argon's payload is an `image` object (or the inner object) with a `repository`;
+/// UFDL's image JSON is an object, or an array of them, with a `url`. `None` when it is none
+/// of these (the caller names the flag to add).
+pub fn detect(text: &str) -> Option<ImportFormat> {
+    let v: Value = serde_json::from_str(text)
+        .ok()
+        .or_else(|| serde_yaml_ng::from_str(text).ok())?;
+    let has = |o: &Value, k: &str| o.get(k).is_some_and(|x| !x.is_null());
+    if has(&v, "format") {
+        return Some(ImportFormat::Gpudeck);
+    }
+    if v.get("image").is_some_and(|i| has(i, "repository")) || has(&v, "repository") {
+        return Some(ImportFormat::Argon);
+    }
+    let ufdl = |o: &Value| o.is_object() && has(o, "url") && has(o, "name");
+    match &v {
+        Value::Array(a) if !a.is_empty() && a.iter().all(ufdl) => Some(ImportFormat::Ufdl),
+        o if ufdl(o) => Some(ImportFormat::Ufdl),
+        _ => None,
+    }
+}
 
 fn bad(reason: impl Into<String>) -> CoreError {
     CoreError::InvalidInput {
@@ -158,7 +182,9 @@ pub fn from_ufdl(text: &str) -> Result<Vec<Entry>> {
                 name,
                 version: s(i, "version").unwrap_or_default(),
                 image,
-                registry: s(i, "registry_url").or_else(|| s(i, "registry")),
+                // The API's `registry_url`, its documents' `registry`, or the migration files'
+                // `registry: {url, user, password}` (only the url is read).
+                registry: s(i, "registry_url").or_else(|| named(i, "registry", &["url"])),
                 display_name: I18n::default(),
                 description: I18n::default(),
                 group: String::new(),
@@ -185,7 +211,7 @@ pub fn from_ufdl(text: &str) -> Result<Vec<Entry>> {
                 gpu_archs: vec![],
                 min_gpu_memory: None,
                 cpu_only: cpu,
-                licence: named(i, "licence", &["name"]),
+                licence: named(i, "licence", &["name"]).or_else(|| named(i, "license", &["name"])),
                 gpus: if cpu {
                     GpuRange {
                         min: 0,
@@ -254,5 +280,49 @@ mod tests {
         for e in &v {
             e.validate().unwrap();
         }
+    }
+
+    /// The shape of UFDL's own migration files (`migrations/docker_images/*.json`): `registry`
+    /// is an object with the url and credentials, the licence is spelled `license`, and an empty
+    /// generation means none.
+    #[test]
+    fn ufdl_migration_files() {
+        let text = r#"{"name": "mmclassification", "version": "0.25.0", "url": "reg.lab:443/wdm/mmclassification:0.25.0_cuda11.1",
+            "registry": {"url": "reg.lab:443", "user": "public", "password": "s3cret"}, "cuda_version": "11.1",
+            "framework": {"name": "mmclass", "version": "0.25.0"}, "domain": "ic", "tasks": ["Train", "Predict"],
+            "min_hardware_generation": "", "cpu": false, "license": "Apache 2.0"}"#;
+        let v = from_ufdl(text).unwrap();
+        assert_eq!(v[0].registry.as_deref(), Some("reg.lab:443"));
+        assert_eq!(v[0].licence.as_deref(), Some("Apache 2.0"));
+        assert_eq!(v[0].min_gpu_generation, None);
+        assert!(!format!("{v:?}").contains("s3cret"));
+        v[0].validate().unwrap();
+    }
+
+    #[test]
+    fn formats_are_told_apart() {
+        assert_eq!(
+            detect("format: gpudeck-catalog\nschema: 1\nentries: []\n"),
+            Some(ImportFormat::Gpudeck)
+        );
+        assert_eq!(
+            detect(r#"{"image": {"name": "x", "repository": "r/x:1"}}"#),
+            Some(ImportFormat::Argon)
+        );
+        assert_eq!(
+            detect(r#"{"name": "x", "repository": "r/x:1"}"#),
+            Some(ImportFormat::Argon)
+        );
+        assert_eq!(
+            detect(r#"[{"name": "x", "version": "1", "url": "r/x:1"}]"#),
+            Some(ImportFormat::Ufdl)
+        );
+        assert_eq!(
+            detect(r#"{"name": "x", "url": "r/x:1"}"#),
+            Some(ImportFormat::Ufdl)
+        );
+        assert_eq!(detect(r#"{"name": "x"}"#), None);
+        assert_eq!(detect("[]"), None);
+        assert_eq!(detect("{not json"), None);
     }
 }

@@ -137,6 +137,8 @@ pub struct CatalogItem {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ImportFormat {
+    /// Told from the file's shape (`import::detect`).
+    Auto,
     Gpudeck,
     Argon,
     Ufdl,
@@ -157,6 +159,13 @@ pub struct Imported {
 /// import with any invalid entry saves none.
 pub fn parse_import(format: ImportFormat, text: &str) -> Result<Vec<(Entry, Fixes)>> {
     let entries = match format {
+        ImportFormat::Auto => {
+            let told = import::detect(text).ok_or_else(|| CoreError::InvalidInput {
+                what: "import".into(),
+                reason: "its format cannot be told from its contents (GPU Deck's file says \"format: gpudeck-catalog\", Argon's payload has an image with a repository, UFDL's image JSON a name and a url): add --format gpudeck, --format argon or --format ufdl".into(),
+            })?;
+            return parse_import(told, text);
+        }
         ImportFormat::Gpudeck => entry::read_file(text)?.entries,
         ImportFormat::Argon => vec![import::from_argon(text)?],
         ImportFormat::Ufdl => import::from_ufdl(text)?,
