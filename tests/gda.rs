@@ -289,6 +289,12 @@ fn the_documented_flow_over_http_with_tokens() {
             .len(),
         1
     );
+    // Count and Options are required by gpu-docker-api's API document: kept, as Docker writes
+    // them for requests by id.
+    let dr = &hist[0]["status"]["hostConfig"]["DeviceRequests"][0];
+    assert_eq!(dr["Count"], 0, "{dr}");
+    assert!(dr.get("Options").is_some_and(|o| o.is_null()), "{dr}");
+    assert_eq!(dr["Capabilities"], json!([["gpu"]]), "{dr}");
 
     // GPU and port resources reflect it.
     let gpus = api.ok("GET", "/api/v1/resources/gpus", &alice, None)["gpus"].clone();

@@ -404,7 +404,9 @@ fn container_info(
     let devices = if gpus.is_empty() {
         json!([])
     } else {
-        json!([{ "Driver": "nvidia", "DeviceIDs": gpus, "Capabilities": [["gpu"]] }])
+        // As Docker's HostConfig writes it, Count and Options included (both required by
+        // gpu-docker-api's API document): Count 0 with DeviceIDs, Options null.
+        json!([{ "Driver": "nvidia", "Count": 0, "DeviceIDs": gpus, "Capabilities": [["gpu"]], "Options": null }])
     };
     json!({
         "version": version,
