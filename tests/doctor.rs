@@ -49,10 +49,17 @@ fn doctor_checks_every_part_of_the_host() {
         summary.starts_with(&format!("storage driver {}", driver.trim())) && summary.contains(way),
         "{summary}"
     );
-    assert!(by_id("volume_limits")["summary"]
+    let vl = by_id("volume_limits")["summary"]
         .as_str()
         .unwrap()
-        .contains("size limits available"));
+        .to_string();
+    assert!(vl.contains("size limits available"), "{vl}");
+    // The service's own data folder (--data-dir), not the home folder of whoever runs it.
+    let ours = fake.data_dir().join("volumes");
+    assert!(
+        vl.starts_with(&format!("{} is on", ours.display())),
+        "doctor checks another folder than the service's: {vl}"
+    );
     for c in checks {
         if c["status"] != "ok" {
             assert!(

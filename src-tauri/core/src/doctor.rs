@@ -1,7 +1,7 @@
 //! `gpudeck doctor`: is this host ready? Each check says what it saw and, when it is not fine,
 //! one line that fixes it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use ts_rs::TS;
@@ -132,7 +132,12 @@ fn host_distro() -> Distro {
     )
 }
 
-pub async fn run(settings: &Settings, nvml_lib: Option<&Path>) -> Vec<DoctorCheck> {
+/// Every check, of the service's own data folder (`gpudeckd --data-dir`), engine and NVML.
+pub async fn run(
+    settings: &Settings,
+    data_dir: &Path,
+    nvml_lib: Option<&Path>,
+) -> Vec<DoctorCheck> {
     let endpoint = settings.docker_endpoint.as_deref();
     let publish_address = settings.publish_address.as_deref();
     let distro = host_distro();
@@ -170,7 +175,7 @@ pub async fn run(settings: &Settings, nvml_lib: Option<&Path>) -> Vec<DoctorChec
         distro,
     ));
     out.push(storage_driver_check(engine.as_ref().ok()));
-    out.push(volume_limits_check(distro));
+    out.push(volume_limits_check(&data_dir.join("volumes"), distro));
     out.push(firewall_check(
         &std::fs::read_to_string("/etc/ufw/ufw.conf").unwrap_or_default(),
         publish_address,
@@ -364,10 +369,8 @@ pub fn has_project_quota(fs: &str, opts: &str) -> bool {
 }
 
 /// Where volumes go (the data folder's `volumes/`) and which kind of limit they get there.
-fn volume_limits_check(distro: Distro) -> DoctorCheck {
-    let folder = crate::paths::DataDir::resolve()
-        .map(|d| d.path().join("volumes"))
-        .unwrap_or_else(|_| PathBuf::from("volumes"));
+fn volume_limits_check(folder: &Path, distro: Distro) -> DoctorCheck {
+    let folder = folder.to_path_buf();
     // The folder itself may not exist yet: its nearest existing parent decides.
     let probe = folder
         .ancestors()

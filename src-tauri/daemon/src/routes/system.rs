@@ -44,7 +44,9 @@ async fn docker_status(State(d): St, Extension(c): Who) -> Api<DockerStatus> {
 async fn doctor(State(d): St, Extension(c): Who) -> Api<Vec<DoctorCheck>> {
     c.require_member()?;
     let s = d.settings();
-    Ok(Json(doctor::run(&s, nvml_lib_from_env().as_deref()).await))
+    Ok(Json(
+        doctor::run(&s, d.data.path(), nvml_lib_from_env().as_deref()).await,
+    ))
 }
 
 async fn settings(State(d): St, Extension(c): Who) -> Api<Settings> {
