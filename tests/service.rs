@@ -779,3 +779,170 @@ fn a_member_makes_tokens_only_for_herself_and_sees_only_hers() {
     let e = lab.refused("alice", &["token", "rm", &bobs]);
     assert!(e.contains("no such token"), "{e}");
 }
+
+/// `docker inspect` of a replicaSet's current container: (User, CapDrop, bind sources).
+fn inspect_current(rs: &str, version: u32) -> (String, String, String) {
+    let c = format!("{rs}-{version}");
+    (
+        docker_ok(&["inspect", "-f", "{{.Config.User}}", &c]),
+        docker_ok(&["inspect", "-f", "{{json .HostConfig.CapDrop}}", &c]),
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{if .Name}}{{.Name}}{{else}}{{.Source}}{{end}} {{end}}",
+            &c,
+        ]),
+    )
+}
+
+#[test]
+fn a_revoked_right_counts_at_the_next_restart_and_continue() {
+    let lab = Lab::new(1);
+    let me = format!("{}:{}", uid("alice"), uid("alice"));
+    lab.ok(
+        "dana",
+        &["policy", "set", "alice", "--root-in-container", "yes"],
+    );
+    let rs = name("rv");
+    lab.run("alice", &rs, &[]);
+    assert_eq!(inspect_current(&rs, 1).0, "", "root allowed: no user set");
+    lab.ok("alice", &["rs", "stop", &rs]);
+    lab.ok(
+        "dana",
+        &["policy", "set", "alice", "--root-in-container", "no"],
+    );
+    // A stopped container would start again as root: refused, with what to do.
+    let err = lab.refused("alice", &["rs", "continue", &rs]);
+    assert!(
+        err.contains("may no longer run containers as root"),
+        "{err}"
+    );
+    assert!(err.contains("use restart"), "{err}");
+    assert_eq!(
+        docker_ok(&["inspect", "-f", "{{.State.Status}}", &format!("{rs}-1")]),
+        "exited",
+        "nothing was started"
+    );
+    // A restart makes the next version under the rules in force now.
+    let v = lab.ok("alice", &["rs", "restart", &rs]);
+    assert_eq!(v["version"], 2, "{v}");
+    let (user, caps, _) = inspect_current(&rs, 2);
+    assert_eq!(user, me);
+    assert!(caps.contains("ALL"), "{caps}");
+    // An admin's restart of her replicaSet applies her rules, not the admin's.
+    lab.ok("dana", &["rs", "restart", &rs]);
+    assert_eq!(inspect_current(&rs, 3).0, me);
+    lab.ok("alice", &["rs", "rm", &rs]);
+}
+
+#[test]
+fn a_bind_swapped_for_a_symlink_is_checked_again_at_every_start() {
+    let lab = Lab::new(1);
+    let rs = name("sw");
+    let mine = PathBuf::from(format!("/home/alice/work-{rs}"));
+    std::fs::create_dir_all(&mine).unwrap();
+    std::os::unix::fs::chown(&mine, Some(uid("alice")), Some(uid("alice"))).unwrap();
+    let bobs = PathBuf::from(format!("/home/bob/secret-{rs}"));
+    std::fs::create_dir_all(&bobs).unwrap();
+    std::fs::write(bobs.join("token"), "bob's").unwrap();
+    lab.run("alice", &rs, &["--bind", &format!("{}:/w", mine.display())]);
+    lab.ok("alice", &["rs", "stop", &rs]);
+    // She swaps her checked folder for a link to bob's, and to the service's data folder.
+    std::fs::remove_dir(&mine).unwrap();
+    for target in [bobs.clone(), lab.fake.data_dir()] {
+        let _ = std::fs::remove_file(&mine);
+        std::os::unix::fs::symlink(&target, &mine).unwrap();
+        for op in ["continue", "restart"] {
+            let err = lab.refused("alice", &["rs", op, &rs]);
+            assert!(
+                err.contains("only under /home/alice") || err.contains("system folder"),
+                "{op} with {}: {err}",
+                target.display()
+            );
+        }
+    }
+    assert!(
+        docker_ok(&["ps", "-q", "--filter", &format!("name=^{rs}-")]).is_empty(),
+        "nothing of hers runs"
+    );
+    // A link that stays in her home but leads elsewhere: continue refuses (use restart), and
+    // restart binds what it checked, the resolved folder.
+    let other = PathBuf::from(format!("/home/alice/other-{rs}"));
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::remove_file(&mine).unwrap();
+    std::os::unix::fs::symlink(&other, &mine).unwrap();
+    let err = lab.refused("alice", &["rs", "continue", &rs]);
+    assert!(err.contains("now leads to"), "{err}");
+    lab.ok("alice", &["rs", "restart", &rs]);
+    let (_, _, mounts) = inspect_current(&rs, 2);
+    assert_eq!(mounts.trim(), other.display().to_string());
+    lab.ok("alice", &["rs", "rm", &rs]);
+    let _ = std::fs::remove_file(&mine);
+    let _ = std::fs::remove_dir_all(&other);
+    let _ = std::fs::remove_dir_all(&bobs);
+}
+
+#[test]
+fn volume_binds_are_gpu_decks_own_by_exact_name() {
+    let lab = Lab::new(1);
+    let v = name("xv");
+    lab.ok("alice", &["vol", "create", &v, "--size", "20MB"]);
+    // A Docker volume GPU Deck did not make, whose name starts with hers.
+    let stray = format!("{v}-data");
+    docker_ok(&["volume", "create", &stray]);
+    let rs = name("xb");
+    for (bind, says) in [
+        (format!("{stray}:/d"), "no GPU Deck volume named"),
+        (format!("{v}-7:/d"), "has no version 7"),
+        (format!("{v}-01:/d"), "no GPU Deck volume named"),
+    ] {
+        let mut a = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--bind", &bind];
+        a.extend_from_slice(IDLE);
+        let err = lab.refused("alice", &a);
+        assert!(err.contains(says), "{bind}: {err}");
+    }
+    assert!(
+        !docker(&["volume", "inspect", &format!("{v}-7")])
+            .status
+            .success(),
+        "the engine made no volume on the fly"
+    );
+    // Her volume by its name is its current version.
+    lab.run("alice", &rs, &["--bind", &format!("{v}:/d")]);
+    let (_, _, mounts) = inspect_current(&rs, 1);
+    assert_eq!(mounts.trim(), format!("{v}-1"));
+    lab.ok("alice", &["rs", "rm", &rs]);
+    lab.ok("alice", &["vol", "rm", &v]);
+    docker_ok(&["volume", "rm", &stray]);
+}
+
+#[test]
+fn parallel_runs_cannot_pass_the_gpu_limit_together() {
+    let lab = Lab::new(4);
+    lab.ok("dana", &["policy", "set", "bob", "--max-gpus", "1"]);
+    let names: Vec<String> = (0..3).map(|i| name(&format!("par{i}"))).collect();
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let hs: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let lab = &lab;
+                s.spawn(move || {
+                    let mut a = vec!["rs", "run", n, "--image", TEST_IMAGE, "--gpus", "1"];
+                    a.extend_from_slice(IDLE);
+                    lab.as_user("bob", &a)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("at most 1 GPU"), "{e}");
+    }
+    assert_eq!(ok, 1, "exactly one run gets a GPU under a limit of 1");
+    for n in &names {
+        let _ = lab.as_user("bob", &["rs", "rm", n]);
+    }
+    lab.ok("dana", &["policy", "set", "bob", "--max-gpus", "4"]);
+}

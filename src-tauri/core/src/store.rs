@@ -162,6 +162,14 @@ const MIGRATIONS: &[&str] = &[
         image_id   TEXT,
         at         INTEGER NOT NULL
     );",
+    // 12: which user each GPU claim is for, so that a user's limit is counted and claimed in
+    // one transaction (parallel runs of one member cannot pass it together). Claims made before
+    // are given their replicaSet's owner.
+    "ALTER TABLE gpu_claims ADD COLUMN user TEXT;
+    UPDATE gpu_claims SET user = (
+        SELECT json_extract(v.spec, '$.owner') FROM replicasets r
+        JOIN rs_versions v ON v.name = r.name AND v.version = r.current
+        WHERE r.name = gpu_claims.owner);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -256,6 +264,43 @@ impl Store {
     }
 }
 
+/// Whose GPUs a claim is, and the most they may hold at once (`None`: no limit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserLimit {
+    pub user: Option<String>,
+    pub max: Option<u32>,
+}
+
+/// Refuses, inside the claim's transaction, `n` more GPUs for `limit.user` beside what their
+/// replicaSets other than `owner` hold.
+fn check_limit(
+    tx: &rusqlite::Transaction<'_>,
+    owner: &str,
+    n: u32,
+    limit: &UserLimit,
+) -> Result<()> {
+    let (Some(user), Some(max)) = (&limit.user, limit.max) else {
+        return Ok(());
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    let held: u32 = tx.query_row(
+        "SELECT COUNT(*) FROM gpu_claims WHERE user = ?1 AND owner <> ?2",
+        params![user, owner],
+        |r| r.get(0),
+    )?;
+    if held + n > max {
+        return Err(CoreError::GpuLimit {
+            user: user.clone(),
+            limit: max,
+            held,
+            requested: n,
+        });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Claims `n` GPUs for `owner`, atomically across processes: what other owners claimed and
     /// what `held_elsewhere` (containers the engine runs outside GPU Deck) hold is never chosen.
@@ -268,9 +313,23 @@ impl Store {
         held_elsewhere: &HashSet<String>,
         n: u32,
     ) -> Result<Vec<String>> {
+        self.claim_gpus_within(owner, candidates, held_elsewhere, n, &UserLimit::default())
+    }
+
+    /// `claim_gpus`, for `limit.user`: when they have a limit, what their other replicaSets hold
+    /// is counted in the same write transaction as the claim, so no two claims pass it together.
+    pub fn claim_gpus_within(
+        &mut self,
+        owner: &str,
+        candidates: &[GpuCandidate],
+        held_elsewhere: &HashSet<String>,
+        n: u32,
+        limit: &UserLimit,
+    ) -> Result<Vec<String>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_limit(&tx, owner, n, limit)?;
         let mut taken = held_elsewhere.clone();
         {
             let mut q = tx.prepare("SELECT uuid FROM gpu_claims WHERE owner <> ?1")?;
@@ -282,8 +341,8 @@ impl Store {
         tx.execute("DELETE FROM gpu_claims WHERE owner = ?1", [owner])?;
         for uuid in &chosen {
             tx.execute(
-                "INSERT INTO gpu_claims (uuid, owner, claimed_at) VALUES (?1, ?2, ?3)",
-                params![uuid, owner, now_s()],
+                "INSERT INTO gpu_claims (uuid, owner, claimed_at, user) VALUES (?1, ?2, ?3, ?4)",
+                params![uuid, owner, now_s(), limit.user],
             )?;
         }
         tx.commit()?;
@@ -568,10 +627,12 @@ impl Store {
         owner: &str,
         uuids: &[String],
         held_elsewhere: &HashSet<String>,
+        limit: &UserLimit,
     ) -> Result<std::result::Result<(), Vec<String>>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_limit(&tx, owner, uuids.len() as u32, limit)?;
         let mut taken = Vec::new();
         for u in uuids {
             let other: Option<String> = {
@@ -593,8 +654,8 @@ impl Store {
         tx.execute("DELETE FROM gpu_claims WHERE owner = ?1", [owner])?;
         for u in uuids {
             tx.execute(
-                "INSERT INTO gpu_claims (uuid, owner, claimed_at) VALUES (?1, ?2, ?3)",
-                params![u, owner, now_s()],
+                "INSERT INTO gpu_claims (uuid, owner, claimed_at, user) VALUES (?1, ?2, ?3, ?4)",
+                params![u, owner, now_s(), limit.user],
             )?;
         }
         tx.commit()?;

@@ -63,6 +63,12 @@ pub fn caller_of(uid: u32) -> Caller {
     }
 }
 
+/// The caller a user name is now (`None`: no such user).
+pub fn caller_named(name: &str) -> Option<Caller> {
+    let u = User::from_name(name).ok().flatten()?;
+    Some(caller_of(u.uid.as_raw()))
+}
+
 /// Puts the caller into the request. Over the socket it is always the peer's (whatever the
 /// request carries); the in-process transport (`--local`) puts its own in beforehand.
 pub async fn identify(mut req: Request, next: Next) -> Response {

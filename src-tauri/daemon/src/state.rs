@@ -13,7 +13,7 @@ use gpudeck_core::image::jobs::Jobs;
 use gpudeck_core::image::{Images, Registries};
 use gpudeck_core::paths::{nvml_lib_from_env, DataDir};
 use gpudeck_core::policy::{self, Caller, Effective};
-use gpudeck_core::replicaset::{Env, ReplicaSets};
+use gpudeck_core::replicaset::{Admit, Env, ReplicaSets, RsSpec};
 use gpudeck_core::settings::{Settings, STORE_KEY};
 use gpudeck_core::store::Store;
 use gpudeck_core::volume::Volumes;
@@ -58,6 +58,8 @@ pub struct Daemon {
     docker: tokio::sync::Mutex<Option<DockerAdapter>>,
     /// Pulls and pushes under way (and recently ended).
     pub jobs: Arc<Jobs>,
+    /// The engine's data root, learnt when it is connected (members may never bind from it).
+    docker_root: Mutex<Option<PathBuf>>,
 }
 
 impl Daemon {
@@ -106,6 +108,7 @@ impl Daemon {
             ready: Arc::new(tokio::sync::RwLock::new(())),
             docker: tokio::sync::Mutex::new(None),
             jobs: Arc::new(Jobs::default()),
+            docker_root: Mutex::new(None),
         }))
     }
 
@@ -156,6 +159,9 @@ impl Daemon {
             return Ok(d.clone());
         }
         let d = DockerAdapter::new(Some(&endpoint))?.connect().await?;
+        if let Some(root) = d.info().await.ok().and_then(|i| i.docker_root_dir) {
+            *self.docker_root.lock().unwrap_or_else(|e| e.into_inner()) = Some(root.into());
+        }
         *g = Some(d.clone());
         Ok(d)
     }
@@ -225,6 +231,7 @@ impl Daemon {
             settings,
             data_dir: &self.data,
             gpus,
+            admit: Some(self),
         })
     }
 
@@ -272,6 +279,21 @@ impl Daemon {
         Ok(e)
     }
 
+    /// The trees `data_roots` names, as last learnt (Docker's default root until the engine
+    /// said its own).
+    fn known_data_roots(&self) -> Vec<PathBuf> {
+        let root = self
+            .docker_root
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/docker"));
+        [self.data.path().to_path_buf(), root]
+            .into_iter()
+            .map(|p| p.canonicalize().unwrap_or(p))
+            .collect()
+    }
+
     /// Trees no member may bind from: Docker's data root and GPU Deck's own.
     pub async fn data_roots(&self, docker: &DockerAdapter) -> Vec<PathBuf> {
         let mut v = vec![self.data.path().to_path_buf()];
@@ -314,4 +336,36 @@ impl Daemon {
 
 fn mtime(p: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// The rules in force for a spec's owner, at every (re)start: the owner's identity and groups as
+/// the system says now, their policy row as the admin set it now.
+impl Admit for Daemon {
+    fn admit(&self, spec: &mut RsSpec) -> Result<Option<u32>> {
+        // Made before owners existed: only admins may act on it, as before.
+        let Some(owner) = spec.owner.clone() else {
+            return Ok(None);
+        };
+        let caller = crate::identity::caller_named(&owner).ok_or_else(|| {
+            CoreError::Forbidden(format!(
+                "Its owner {owner} is no longer a user on this workstation, so it cannot be started again; an admin may delete it. Nothing was changed."
+            ))
+        })?;
+        if caller.role == policy::Role::None {
+            return Err(CoreError::Forbidden(format!(
+                "Its owner {owner} is no longer in the group \"{}\", so it cannot be started again (an admin adds them back with `sudo usermod -aG {} {owner}`). Nothing was changed.",
+                policy::GROUP_MEMBERS,
+                policy::GROUP_MEMBERS
+            )));
+        }
+        let pol = self.policy_of(&caller)?;
+        let roots = if caller.is_admin() {
+            vec![]
+        } else {
+            self.known_data_roots()
+        };
+        let vols = |v: &str| self.db(|s| s.vol_ref(v)).ok().flatten();
+        policy::apply_to_spec(&caller, &pol, spec, &roots, &vols)?;
+        Ok(pol.max_gpus)
+    }
 }

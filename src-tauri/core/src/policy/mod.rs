@@ -294,16 +294,80 @@ pub fn check_member_bind(
     Ok(())
 }
 
-/// What a member's spec becomes before the service builds anything from it: owned by them,
-/// running as them (unless root is allowed), their `NVIDIA_*` variables dropped (the GPUs they
-/// are given are said by the service), host binds resolved and checked, volume binds only of
-/// volumes they own (`volume_owner`: a volume's owner, `None` when there is no such volume).
+/// A volume GPU Deck made, as a bind checks it: its owner (`None`: made before owners, an
+/// admin's) and the versions whose Docker volumes (`<name>-<N>`) exist now, current first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRef {
+    pub owner: Option<String>,
+    pub current: u32,
+    pub live: Vec<u32>,
+}
+
+/// A member's volume bind: the source must be a volume GPU Deck made, by its exact name (the
+/// current version is bound) or exactly `<name>-<N>` of a version that exists, and the member must
+/// own it. Never a Docker volume GPU Deck did not make (`x-data` beside a volume `x`), nor one the
+/// engine would make on the fly (`x-7` where `x` has no version 7): those have no size limit.
+/// Returns the Docker volume to bind.
+pub fn check_member_volume(
+    caller: &Caller,
+    src: &str,
+    volume: &dyn Fn(&str) -> Option<VolumeRef>,
+) -> Result<String> {
+    let versioned = src.rsplit_once('-').and_then(|(n, v)| {
+        let k: u32 = v
+            .parse()
+            .ok()
+            .filter(|_| !v.starts_with('0') && !v.starts_with('+'))?;
+        Some((n, k))
+    });
+    let (vol, name, docker) = match (volume(src), versioned) {
+        (Some(v), _) => {
+            let d = format!("{src}-{}", v.current);
+            (v, src, d)
+        }
+        (None, Some((n, k))) => match volume(n) {
+            Some(v) if v.live.contains(&k) => (v, n, src.to_string()),
+            Some(v) => {
+                return Err(CoreError::InvalidInput {
+                    what: "bind".into(),
+                    reason: format!(
+                        "the volume \"{n}\" has no version {k} now (it is at version {}): bind \"{n}\" for its current version",
+                        v.current
+                    ),
+                })
+            }
+            None => return Err(no_volume(src)),
+        },
+        (None, None) => return Err(no_volume(src)),
+    };
+    if vol.owner.as_deref() != Some(caller.user.as_str()) {
+        return Err(CoreError::Forbidden(format!(
+            "The volume \"{name}\" belongs to {}: you may bind only your own volumes. Nothing was changed.",
+            vol.owner.as_deref().unwrap_or("an admin")
+        )));
+    }
+    Ok(docker)
+}
+
+fn no_volume(src: &str) -> CoreError {
+    CoreError::InvalidInput {
+        what: "bind".into(),
+        reason: format!(
+            "there is no GPU Deck volume named \"{src}\" (`gpudeck vol ls` lists them; a member binds only volumes GPU Deck made)"
+        ),
+    }
+}
+
+/// What a member's spec becomes before the service builds anything from it, at every (re)start,
+/// with the rules in force then: owned by them, running as them (unless root is allowed), their
+/// `NVIDIA_*` variables dropped (the GPUs they are given are said by the service), host binds
+/// resolved and checked, volume binds only of GPU Deck's volumes they own (`volume`).
 pub fn apply_to_spec(
     caller: &Caller,
     policy: &Effective,
     spec: &mut RsSpec,
     extra_forbidden: &[PathBuf],
-    volume_owner: &dyn Fn(&str) -> Option<Option<String>>,
+    volume: &dyn Fn(&str) -> Option<VolumeRef>,
 ) -> Result<()> {
     spec.owner = Some(caller.user.clone());
     if caller.is_admin() {
@@ -319,24 +383,7 @@ pub fn apply_to_spec(
         if b.is_host_path() {
             check_member_bind(b, policy, extra_forbidden)?;
         } else {
-            let vol = b.src.rsplit_once('-').map(|(n, _)| n).unwrap_or(&b.src);
-            let owner = volume_owner(vol).or_else(|| volume_owner(&b.src));
-            match owner {
-                Some(o) if o.as_deref() == Some(caller.user.as_str()) => {}
-                Some(o) => {
-                    return Err(CoreError::Forbidden(format!(
-                        "The volume \"{}\" belongs to {}: you may bind only your own volumes. Nothing was changed.",
-                        b.src,
-                        o.as_deref().unwrap_or("an admin")
-                    )))
-                }
-                None => {
-                    return Err(CoreError::InvalidInput {
-                        what: "bind".into(),
-                        reason: format!("there is no volume named \"{}\"", b.src),
-                    })
-                }
-            }
+            b.src = check_member_volume(caller, &b.src, volume)?;
         }
     }
     Ok(())
@@ -487,8 +534,15 @@ mod tests {
             binds: vec![Bind::parse("data-1:/d").unwrap()],
             ..Default::default()
         };
-        let owners = |n: &str| (n == "data").then(|| Some("alice".to_string()));
+        let owners = |n: &str| {
+            (n == "data").then(|| VolumeRef {
+                owner: Some("alice".to_string()),
+                current: 2,
+                live: vec![2, 1],
+            })
+        };
         apply_to_spec(&a, &pol, &mut spec, &[], &owners).unwrap();
+        assert_eq!(spec.binds[0].src, "data-1", "a version that exists");
         assert_eq!(spec.owner.as_deref(), Some("alice"));
         assert_eq!(spec.env, vec!["A=1".to_string()]);
         assert_eq!(spec.run_as.as_ref().map(|r| r.uid), Some(1001));
@@ -496,8 +550,54 @@ mod tests {
             spec.run_as.as_ref().map(|r| r.groups.clone()),
             Some(vec![900])
         );
-        let bobs = |_: &str| Some(Some("bob".to_string()));
+        let bobs = |_: &str| {
+            Some(VolumeRef {
+                owner: Some("bob".to_string()),
+                current: 1,
+                live: vec![1],
+            })
+        };
         assert!(apply_to_spec(&a, &pol, &mut spec, &[], &bobs).is_err());
+    }
+
+    /// Only volumes GPU Deck made, by exact name: never a Docker volume that merely starts with
+    /// the name of one the member owns, nor a version the engine would make on the fly.
+    #[test]
+    fn volume_binds_are_exact() {
+        let a = member("alice");
+        let vols = |n: &str| {
+            (n == "x" || n == "my-data").then(|| VolumeRef {
+                owner: Some("alice".to_string()),
+                current: 3,
+                live: vec![3, 2],
+            })
+        };
+        assert_eq!(check_member_volume(&a, "x", &vols).unwrap(), "x-3");
+        assert_eq!(check_member_volume(&a, "x-2", &vols).unwrap(), "x-2");
+        assert_eq!(
+            check_member_volume(&a, "my-data", &vols).unwrap(),
+            "my-data-3"
+        );
+        assert_eq!(
+            check_member_volume(&a, "my-data-3", &vols).unwrap(),
+            "my-data-3"
+        );
+        for (src, why) in [
+            ("x-data", "no GPU Deck volume named"),
+            ("x-7", "no version 7"),
+            ("x-1", "no version 1"),
+            ("x-03", "no GPU Deck volume named"),
+            ("y", "no GPU Deck volume named"),
+            ("x-", "no GPU Deck volume named"),
+        ] {
+            let e = check_member_volume(&a, src, &vols).unwrap_err().to_string();
+            assert!(e.contains(why), "{src}: {e}");
+        }
+        let b = member("bob");
+        assert_eq!(
+            check_member_volume(&b, "x", &vols).unwrap_err().code(),
+            "forbidden"
+        );
     }
 
     #[test]

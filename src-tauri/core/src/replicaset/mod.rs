@@ -9,5 +9,7 @@ mod spec;
 pub mod store;
 
 pub use files::{check_room_at, layer_need};
-pub use service::{container_name, split_image, Env, Pending, ReplicaSets, RsInfo, RsStatus};
+pub use service::{
+    container_name, split_image, Admit, Env, Pending, ReplicaSets, RsInfo, RsStatus,
+};
 pub use spec::*;

@@ -39,7 +39,7 @@ use crate::docker::{ContainerState, CreateArgs, DockerAdapter, ExecOutput};
 use crate::gpu::requests::{self, GpuWay};
 use crate::paths::DataDir;
 use crate::settings::Settings;
-use crate::store::{Store, VersionRecord};
+use crate::store::{Store, UserLimit, VersionRecord};
 use crate::{CoreError, Result};
 
 /// What an operation runs against.
@@ -50,6 +50,20 @@ pub struct Env<'a> {
     pub data_dir: &'a DataDir,
     /// The GPUs as last sampled (the CLI samples once; the app uses its sampler).
     pub gpus: Vec<GpuCandidate>,
+    /// The rules in force for a spec's owner, applied at every (re)start; `None` applies none
+    /// (settling what a crash left, which finishes what was admitted before).
+    pub admit: Option<&'a dyn Admit>,
+}
+
+/// The rules in force now for the owner of a spec (the service's policy): applied before every
+/// container GPU Deck creates or starts again (run, restart, patch, rollback, continue after a
+/// stop), so a revoked right, a bind that now leads elsewhere or a lowered GPU limit counts at
+/// once.
+pub trait Admit: Send + Sync {
+    /// Makes `spec` what its owner may run now (user, groups and capabilities; host binds
+    /// resolved and checked; volume binds of their own GPU Deck volumes), or refuses, changing
+    /// nothing. Returns the owner's GPU limit (`None`: none).
+    fn admit(&self, spec: &mut RsSpec) -> Result<Option<u32>>;
 }
 
 #[derive(
@@ -281,8 +295,9 @@ impl<'a> ReplicaSets<'a> {
     }
 
     /// Creates version 1 and starts it.
-    pub async fn run(&self, name: &str, spec: RsSpec) -> Result<RsInfo> {
+    pub async fn run(&self, name: &str, mut spec: RsSpec) -> Result<RsInfo> {
         validate_name("replicaSet", name)?;
+        let limit = self.admitted(&mut spec)?;
         validate_spec(&spec, self.env.settings.allow_system_binds)?;
         if self.db(|s| s.rs_current(name))?.is_some()
             || !self.env.docker.containers_of(name).await?.is_empty()
@@ -300,7 +315,7 @@ impl<'a> ReplicaSets<'a> {
         let id = self.db(|s| s.journal_begin("run", name, &payload))?;
         crash_point("run_begun");
         let made = async {
-            let (gpus, ports) = self.claim(name, &spec, &[]).await?;
+            let (gpus, ports) = self.claim(name, &spec, &[], &limit).await?;
             self.step(id, "run_claimed")?;
             let rec = VersionRecord {
                 name: name.into(),
@@ -406,15 +421,30 @@ impl<'a> ReplicaSets<'a> {
     }
 
     /// Claims GPUs and host ports for `name`'s next container (keeping `keep` host ports when free).
+    /// The owner's rules applied to `spec` (see `Admit`); whose GPUs a claim for it is, and
+    /// their limit.
+    fn admitted(&self, spec: &mut RsSpec) -> Result<UserLimit> {
+        let max = match self.env.admit {
+            Some(a) => a.admit(spec)?,
+            None => None,
+        };
+        Ok(UserLimit {
+            user: spec.owner.clone(),
+            max,
+        })
+    }
+
     async fn claim(
         &self,
         name: &str,
         spec: &RsSpec,
         keep: &[u16],
+        limit: &UserLimit,
     ) -> Result<(Vec<String>, Vec<(u16, u16)>)> {
         let dir = self.env.docker.directory().await?;
         let held = dir.held_outside(name, &self.env.gpus);
-        let gpus = self.db(|s| s.claim_gpus(name, &self.env.gpus, &held, spec.gpus))?;
+        let gpus =
+            self.db(|s| s.claim_gpus_within(name, &self.env.gpus, &held, spec.gpus, limit))?;
         match self.claim_ports_only(name, spec, keep).await {
             Ok(ports) => Ok((gpus, ports)),
             Err(e) => {
@@ -481,9 +511,22 @@ impl<'a> ReplicaSets<'a> {
             RsStatus::Paused => self.env.docker.unpause(&c.id).await?,
             RsStatus::Running => {}
             RsStatus::Stopped | RsStatus::Exited | RsStatus::Created => {
+                // The container starts again as it was made: only if the rules in force now
+                // give the same (the same user and rights, each bind leading where it did).
+                let mut now = rec.spec.clone();
+                let limit = self.admitted(&mut now)?;
+                if let Some(what) = admitted_differs(&rec.spec, &now) {
+                    return Err(self.state_error(
+                        name,
+                        status,
+                        &format!("{what} since it was made: use restart, which makes a new version under the rules in force now"),
+                    ));
+                }
                 let dir = self.env.docker.directory().await?;
                 let held = dir.held_outside(name, &self.env.gpus);
-                if let Err(taken) = self.db(|s| s.claim_exact_gpus(name, &rec.gpus, &held))? {
+                if let Err(taken) =
+                    self.db(|s| s.claim_exact_gpus(name, &rec.gpus, &held, &limit))?
+                {
                     return Err(self.state_error(
                         name,
                         status,
@@ -725,10 +768,12 @@ impl<'a> ReplicaSets<'a> {
     async fn new_version(
         &self,
         name: &str,
-        spec: RsSpec,
+        mut spec: RsSpec,
         op: &str,
         source: Source,
     ) -> Result<RsInfo> {
+        let limit = self.admitted(&mut spec)?;
+        validate_spec(&spec, self.env.settings.allow_system_binds)?;
         let (cur, stopped, old) = self.current(name)?;
         let versions = self.db(|s| s.rs_versions(name))?;
         let next = versions.iter().map(|v| v.version).max().unwrap_or(cur) + 1;
@@ -763,7 +808,8 @@ impl<'a> ReplicaSets<'a> {
                     None => (false, false),
                 }
             };
-            let (claimed, (quiet, paused)) = tokio::join!(self.claim(name, &spec, &keep), freeze);
+            let (claimed, (quiet, paused)) =
+                tokio::join!(self.claim(name, &spec, &keep, &limit), freeze);
             let (gpus, ports) = claimed?;
             self.step(id, "claimed")?;
             if !quiet {
@@ -1263,6 +1309,34 @@ impl<'a> ReplicaSets<'a> {
 }
 
 /// `repo[:tag]` (default tag `latest`), checked.
+/// What the rules in force now change in a spec a container was made from, as a sentence's
+/// start; `None` when they change nothing it runs with.
+fn admitted_differs(made: &RsSpec, now: &RsSpec) -> Option<String> {
+    // A right granted since is not taken up by a continue (it runs as it was made); one taken
+    // away is never kept.
+    match (&made.run_as, &now.run_as) {
+        (None, Some(r)) => {
+            return Some(format!(
+                "its owner may no longer run containers as root (it would run as {})",
+                r.user()
+            ))
+        }
+        (Some(a), Some(b)) if a != b => {
+            return Some("the user or groups its owner's containers run as changed".to_string())
+        }
+        _ => {}
+    }
+    for (a, b) in made.binds.iter().zip(&now.binds) {
+        if a.src != b.src {
+            return Some(format!(
+                "its bind {} now leads to {} (it was made with {})",
+                a.dest, b.src, a.src
+            ));
+        }
+    }
+    None
+}
+
 pub fn split_image(image: &str) -> Result<(String, String)> {
     let bad = || {
         CoreError::InvalidInput { what: "image".into(), reason: format!("\"{image}\" is not REPOSITORY[:TAG] (lowercase repository, tag of letters, digits, _ . -)") }

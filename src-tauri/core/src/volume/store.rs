@@ -91,6 +91,31 @@ impl Store {
         Ok(v)
     }
 
+    /// A live volume as a member's bind checks it (`policy::check_member_volume`): owner,
+    /// current version and the versions not retired, current first. `None`: GPU Deck made no
+    /// volume of that name (or it was deleted).
+    pub fn vol_ref(&self, name: &str) -> Result<Option<crate::policy::VolumeRef>> {
+        let Some((current, deleted)) = self.vol_current(name)? else {
+            return Ok(None);
+        };
+        if deleted {
+            return Ok(None);
+        }
+        let owner = self.vol_owner(name)?.flatten();
+        let mut live: Vec<u32> = self
+            .vol_versions(name)?
+            .into_iter()
+            .filter(|v| v.retired_at.is_none())
+            .map(|v| v.version)
+            .collect();
+        live.sort_by_key(|v| (*v != current, std::cmp::Reverse(*v)));
+        Ok(Some(crate::policy::VolumeRef {
+            owner,
+            current,
+            live,
+        }))
+    }
+
     pub fn vol_retire(&mut self, name: &str, version: u32) -> Result<()> {
         self.conn.execute(
             "UPDATE vol_versions SET retired_at = ?3 WHERE name = ?1 AND version = ?2 AND retired_at IS NULL",

@@ -118,8 +118,8 @@ async fn apply(d: &Daemon, cx: &Ctx, c: &Caller, spec: &mut RsSpec) -> Result<Ef
     } else {
         d.data_roots(&cx.docker).await
     };
-    let owners = |v: &str| d.db(|s| s.vol_owner(v)).ok().flatten();
-    policy::apply_to_spec(c, &pol, spec, &roots, &owners)?;
+    let vols = |v: &str| d.db(|s| s.vol_ref(v)).ok().flatten();
+    policy::apply_to_spec(c, &pol, spec, &roots, &vols)?;
     Ok(pol)
 }
 
