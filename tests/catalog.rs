@@ -179,7 +179,8 @@ fn argons_payload_imports_and_says_what_it_added() {
         "outputs": [{{"controls": "input", "default": "/data", "displayName": "输出", "index": 1, "kind": "output", "name": "output", "type": "string"}}]}}}}"#
     );
     let f = write(dir.path(), "argon.json", &text);
-    let v = json(&fake.cli(&["catalog", "import", &f, "--format", "argon", "--json"]));
+    // As documented, without --format: the payload's shape says it is Argon's.
+    let v = json(&fake.cli(&["catalog", "import", &f, "--json"]));
     assert_eq!(v[0]["command"][0], "python3");
     assert_eq!(
         v[0]["fixes"]["addedParams"],
@@ -249,4 +250,48 @@ fn the_check_reads_the_images_own_cuda_version() {
         "{own}"
     );
     let _ = docker(&["rmi", &img]);
+}
+
+/// UFDL's own migration files (`migrations/docker_images/*.json`), imported as documented
+/// (no --format): the registry object's url and the `license` spelling are kept, the password
+/// never read; a file of no known shape names the flag to add; an `and` holding an `or` is
+/// refused with UFDL's rule.
+#[test]
+fn ufdls_migration_files_import_without_a_format() {
+    let fake = FakeNvml::new(0);
+    let dir = tempfile::tempdir().unwrap();
+    let n = format!("mmclass{}", std::process::id());
+    let text = format!(
+        r#"{{"name": "{n}", "version": "0.25.0", "url": "{TEST_IMAGE}",
+        "registry": {{"url": "public.reg.lab:443", "user": "public", "password": "pw-{n}"}}, "cuda_version": "11.1",
+        "framework": {{"name": "mmclass", "version": "0.25.0"}}, "domain": "ic", "tasks": ["Train", "Predict"],
+        "min_hardware_generation": "Pascal", "cpu": false, "license": "Apache 2.0"}}"#
+    );
+    let f = write(dir.path(), "mmclassification-0.25.0.json", &text);
+    let v = json(&fake.cli(&["catalog", "import", &f, "--json"]));
+    assert_eq!(v[0]["name"], n.as_str(), "{v}");
+    let item = json(&fake.cli(&["catalog", "show", &n, "--json"]));
+    let e = &item["record"]["entry"];
+    assert_eq!(e["registry"], "public.reg.lab:443", "{e}");
+    assert_eq!(e["licence"], "Apache 2.0", "{e}");
+    let exported = String::from_utf8(fake.cli(&["catalog", "export", &n]).stdout).unwrap();
+    assert!(
+        !exported.contains(&format!("pw-{n}")),
+        "the password is never kept"
+    );
+    let filter = format!(
+        r#"{{"expressions":[{{"type":"exact","field":"licence","value":"Apache 2.0"}},{{"type":"exact","field":"name","value":"{n}"}}]}}"#
+    );
+    let listed = json(&fake.cli(&["catalog", "ls", "--filter", &filter, "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    let odd = write(dir.path(), "odd.json", r#"{"title": "not an image"}"#);
+    let e = err(&fake.cli(&["catalog", "import", &odd]));
+    assert!(
+        e.contains("--format gpudeck") && e.contains("--format ufdl"),
+        "{e}"
+    );
+    let and_or = r#"{"expressions":[{"type":"and","sub_expressions":[{"type":"exact","field":"cpu","value":true},{"type":"or","sub_expressions":[{"type":"exact","field":"name","value":"x"}]}]}]}"#;
+    let e = err(&fake.cli(&["catalog", "ls", "--filter", and_or]));
+    assert!(e.contains("an \"and\" cannot contain an \"or\""), "{e}");
 }
