@@ -350,6 +350,31 @@ fn bad_names_and_sizes_are_refused_clearly() {
     assert_eq!(ok(&fake, &["vol", "ls"]).as_array().unwrap().len(), 0);
 }
 
+/// A size the disk cannot give is refused with both sizes, at create and at resize, and
+/// nothing is made (an image file is sparse: without the check it would be accepted).
+#[test]
+fn a_volume_larger_than_the_free_disk_is_refused() {
+    let fake = FakeNvml::new(0);
+    let v = name("huge");
+    let err = fail(&fake, &["vol", "create", &v, "--size", "900TB"]);
+    assert!(
+        err.contains("would be 900.0 TB")
+            && err.contains("but the disk that holds")
+            && err.contains("free"),
+        "{err}"
+    );
+    assert!(!docker(&["volume", "inspect", &format!("{v}-1")])
+        .status
+        .success());
+    assert_eq!(ok(&fake, &["vol", "ls"]).as_array().unwrap().len(), 0);
+    ok(&fake, &["vol", "create", &v, "--size", "20MB"]);
+    let err = fail(&fake, &["vol", "resize", &v, "--size", "900TB"]);
+    assert!(err.contains("would be 900.0 TB"), "{err}");
+    let info = ok(&fake, &["vol", "info", &v]);
+    assert_eq!(info["version"], 1, "{info}");
+    ok(&fake, &["vol", "rm", &v]);
+}
+
 #[test]
 fn volumes_of_every_size_class_are_made() {
     // mke2fs picks 1 KiB blocks under 512 MiB and 4 KiB above; GPU Deck's journal and inode

@@ -55,6 +55,22 @@ impl DataDir {
     }
 }
 
+/// (free, used) bytes of the file system that holds `path`.
+pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a NUL-terminated path and a zeroed statvfs for the kernel to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let f = st.f_frsize as u64;
+    Some((
+        st.f_bavail as u64 * f,
+        (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * f,
+    ))
+}
+
 /// The NVML library to load: `$GPUDECK_NVML_LIB` when set, else the driver's `libnvidia-ml.so.1`.
 pub fn nvml_lib_from_env() -> Option<PathBuf> {
     std::env::var_os(NVML_LIB_ENV)

@@ -79,21 +79,7 @@ fn io(p: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
     move |e| CoreError::io(p, e)
 }
 
-/// (free, used) bytes of the file system that holds `path`.
-pub(super) fn fs_space(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: a NUL-terminated path and a zeroed statvfs for the kernel to fill.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let f = st.f_frsize as u64;
-    Some((
-        st.f_bavail as u64 * f,
-        (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * f,
-    ))
-}
+pub(super) use crate::paths::fs_space;
 
 /// Whether a copy of `need` bytes fits in `free`, keeping 1 % of what the file system holds
 /// (and at least 64 MiB) spare.

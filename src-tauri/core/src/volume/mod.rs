@@ -140,6 +140,27 @@ impl<'a> Volumes<'a> {
         self.data_dir.path().join("volumes")
     }
 
+    /// Refuses a version of `size` bytes the disk that holds the volumes cannot give now (the
+    /// size would be promised and never be there), with both sizes.
+    fn check_disk(&self, name: &str, size: u64) -> Result<()> {
+        let root = self.root();
+        let Some((free, _)) = root.ancestors().find_map(crate::paths::fs_space) else {
+            return Ok(());
+        };
+        if size > free {
+            return Err(CoreError::InvalidInput {
+                what: "size".into(),
+                reason: format!(
+                    "{name} would be {} but the disk that holds {} has {} free: choose a smaller size, or free space first",
+                    human(size),
+                    root.display(),
+                    human(free)
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn file(&self, name: &str, version: u32) -> PathBuf {
         self.root()
             .join(format!("{}.img", docker_name(name, version)))
@@ -351,6 +372,7 @@ impl<'a> Volumes<'a> {
                 reason: format!("a volume named \"{name}\" exists already"),
             });
         }
+        self.check_disk(name, size)?;
         // Journaled: a crash before the record leaves no file, loop device or Docker volume.
         let id =
             self.db(|s| s.journal_begin("vol-create", name, &json!({ "name": name, "new": 1 })))?;
@@ -485,6 +507,8 @@ impl<'a> Volumes<'a> {
                 reason: format!("{name} uses {}, asked {}", human(used), human(size)),
             });
         }
+        // The new version is made beside the old one, which is kept until the copy is done.
+        self.check_disk(name, size)?;
         let old_dn = docker_name(name, cur.version);
         let users = self.docker.volume_users(&old_dn).await?;
         if !users.is_empty() {
