@@ -946,3 +946,75 @@ fn parallel_runs_cannot_pass_the_gpu_limit_together() {
     }
     lab.ok("dana", &["policy", "set", "bob", "--max-gpus", "4"]);
 }
+
+/// The service's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The load test of the issue, bounded and on this machine only: one peer opens far more idle
+/// connections than its bound (root here, as the tests run), and another member is still served
+/// at once; the idle ones are closed after the head timeout; the numbers are printed.
+#[test]
+fn idle_connections_are_bounded_per_peer_and_timed_out() {
+    use std::io::Read;
+    let lab = Lab::new(0);
+    lab.fake.start_service_with(&[
+        ("GPUDECK_MAX_CONNECTIONS", "300"),
+        ("GPUDECK_MAX_CONNECTIONS_PER_PEER", "100"),
+        ("GPUDECK_HEADER_TIMEOUT_MS", "2000"),
+    ]);
+    let pid = lab.fake.service_pid().unwrap();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let (mem0, fd0) = (rss_kib(pid), fds());
+    let t0 = std::time::Instant::now();
+    let held: Vec<std::os::unix::net::UnixStream> = (0..1100)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(lab.fake.socket()).ok())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let fd1 = fds();
+    // Another user is served at once, while root's connections sit idle.
+    let served = std::time::Instant::now();
+    lab.ok("alice", &["rs", "ls"]);
+    let served = served.elapsed();
+    let mem1 = rss_kib(pid);
+    println!(
+        "load: {} connections opened in {:?}; the service held {} more descriptors (bound 100 for this peer); alice served in {served:?}; memory {mem0} KiB before, {mem1} KiB with them held",
+        held.len(),
+        t0.elapsed(),
+        fd1.saturating_sub(fd0)
+    );
+    assert!(
+        fd1.saturating_sub(fd0) <= 110,
+        "the service holds {} more descriptors than before",
+        fd1 - fd0
+    );
+    assert!(served < std::time::Duration::from_secs(5), "{served:?}");
+    // The idle connections it kept are closed after the head timeout.
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let mut closed = 0;
+    for mut s in held.into_iter().take(100) {
+        s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    let fd2 = fds();
+    println!(
+        "load: after the timeout {closed} of the first 100 were closed by the service; descriptors {fd0} before, {fd1} held, {fd2} after; memory {} KiB after",
+        rss_kib(pid)
+    );
+    assert_eq!(closed, 100, "idle connections are closed");
+    assert!(fd2 <= fd0 + 5, "{fd0} → {fd2}");
+}

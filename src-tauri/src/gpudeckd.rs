@@ -40,6 +40,10 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    // Every connection is a file descriptor: the soft limit is raised to the hard one (the unit
+    // sets LimitNOFILE), and connections are bounded within it (`conn`).
+    let nofile = gpudeck_daemon::conn::raise_nofile();
+    tracing::info!("open files allowed: {nofile:?}");
     // Everything the service writes (database, volume files, snapshots) is its own: 0600/0700.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -239,6 +239,15 @@ impl FakeNvml {
         }
     }
 
+    /// The running service's pid.
+    pub fn service_pid(&self) -> Option<u32> {
+        self.service
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.id())
+    }
+
     /// Starts the service unless it runs.
     pub fn ensure_service(&self) {
         let running = {

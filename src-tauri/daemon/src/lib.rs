@@ -2,6 +2,7 @@
 //! connection, NVML sampling, loop devices and quotas, and serves the local API (see
 //! `gpudeck-api`) on a Unix socket; who calls is what the socket's peer credentials say.
 
+pub mod conn;
 pub mod gda;
 pub mod identity;
 pub mod routes;
@@ -146,6 +147,7 @@ pub fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener> {
 }
 
 /// Serves until `shutdown` resolves; recovery runs first, while requests that change things wait.
+/// Connections are bounded per uid and in all (`conn`).
 pub async fn serve(
     listener: tokio::net::UnixListener,
     d: Arc<Daemon>,
@@ -154,27 +156,29 @@ pub async fn serve(
     let all = d.ready.clone().write_owned().await;
     let rd = d.clone();
     tokio::spawn(async move { rd.recover(all).await });
+    let gate = d.gate.clone();
     let app = routes::router(d);
-    // On the signal, requests in flight get a few seconds; streams (an app's GPU samples) would
-    // keep a graceful shutdown waiting forever, so they are cut after that.
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<identity::Peer>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = tx.send(());
-    });
-    let grace = async {
-        if rx.await.is_ok() {
-            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        } else {
-            std::future::pending::<()>().await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            r = listener.accept() => {
+                let stream = match r {
+                    Ok((s, _)) => s,
+                    Err(e) => { conn::accept_failed(&e).await; continue; }
+                };
+                let peer = identity::Peer { uid: stream.peer_cred().ok().map(|c| c.uid()) };
+                let key = peer.uid.map(|u| format!("uid {u}")).unwrap_or_else(|| "unknown".into());
+                let Some(permit) = gate.admit(&key) else {
+                    tracing::warn!("{key} is at its bound of connections: one more was closed");
+                    continue;
+                };
+                tokio::spawn(conn::serve(stream, app.clone(), peer, permit));
+            }
+            () = &mut shutdown => break,
         }
-    };
-    tokio::select! {
-        r = server => r,
-        () = grace => Ok(()),
     }
+    // Requests in flight get a few seconds; streams (an app's GPU samples) would keep them
+    // forever, so they are cut after that.
+    gate.drain(std::time::Duration::from_secs(3)).await;
+    Ok(())
 }

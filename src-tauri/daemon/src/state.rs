@@ -60,6 +60,8 @@ pub struct Daemon {
     pub jobs: Arc<Jobs>,
     /// The engine's data root, learnt when it is connected (members may never bind from it).
     docker_root: Mutex<Option<PathBuf>>,
+    /// Connections held, bounded per peer and in all (the socket's and the REST port's).
+    pub gate: Arc<crate::conn::Gate>,
 }
 
 impl Daemon {
@@ -109,6 +111,7 @@ impl Daemon {
             docker: tokio::sync::Mutex::new(None),
             jobs: Arc::new(Jobs::default()),
             docker_root: Mutex::new(None),
+            gate: crate::conn::Gate::new(crate::conn::Limits::from_env()),
         }))
     }
 

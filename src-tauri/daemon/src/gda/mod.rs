@@ -227,39 +227,52 @@ pub async fn serve(d: Arc<Daemon>, l: Listen) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(l.addr)
         .await
         .map_err(|e| CoreError::io(l.addr.to_string(), e))?;
+    let gate = d.gate.clone();
     let app = router(d);
-    let Some((cert, key)) = l.tls else {
-        return axum::serve(listener, app)
-            .await
-            .map_err(|e| CoreError::io(l.addr.to_string(), e));
-    };
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| CoreError::io(p, e));
-    let identity = native_tls::Identity::from_pkcs8(&read(&cert)?, &read(&key)?).map_err(|e| {
-        CoreError::InvalidInput {
-            what: "--gda-tls-cert / --gda-tls-key".into(),
-            reason: format!("{e} (PEM certificate and PKCS#8 key expected)"),
+    let acceptor = match l.tls {
+        None => None,
+        Some((cert, key)) => {
+            let read = |p: &PathBuf| std::fs::read(p).map_err(|e| CoreError::io(p, e));
+            let identity =
+                native_tls::Identity::from_pkcs8(&read(&cert)?, &read(&key)?).map_err(|e| {
+                    CoreError::InvalidInput {
+                        what: "--gda-tls-cert / --gda-tls-key".into(),
+                        reason: format!("{e} (PEM certificate and PKCS#8 key expected)"),
+                    }
+                })?;
+            Some(tokio_native_tls::TlsAcceptor::from(
+                native_tls::TlsAcceptor::new(identity).map_err(|e| CoreError::InvalidInput {
+                    what: "TLS".into(),
+                    reason: e.to_string(),
+                })?,
+            ))
         }
-    })?;
-    let acceptor = tokio_native_tls::TlsAcceptor::from(
-        native_tls::TlsAcceptor::new(identity).map_err(|e| CoreError::InvalidInput {
-            what: "TLS".into(),
-            reason: e.to_string(),
-        })?,
-    );
+    };
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
+        let (tcp, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                crate::conn::accept_failed(&e).await;
+                continue;
+            }
+        };
+        // Bounded per address and in all, with the socket's connections (`conn`).
+        let Some(permit) = gate.admit(&from.ip().to_string()) else {
             continue;
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
+            match acceptor {
+                None => crate::conn::serve(tcp, app, from, permit).await,
+                Some(acceptor) => {
+                    let limit = permit.handshake_timeout();
+                    let Ok(Ok(tls)) = tokio::time::timeout(limit, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    crate::conn::serve(tls, app, from, permit).await
+                }
+            }
         });
     }
 }
