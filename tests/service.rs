@@ -1018,3 +1018,51 @@ fn idle_connections_are_bounded_per_peer_and_timed_out() {
     assert_eq!(closed, 100, "idle connections are closed");
     assert!(fd2 <= fd0 + 5, "{fd0} → {fd2}");
 }
+
+/// `exec` of a command that prints 200 MB: the service keeps the first 8 MiB, says how much
+/// there was, and its memory does not grow by the output.
+#[test]
+fn exec_output_is_capped_and_costs_the_service_no_more() {
+    let lab = Lab::new(0);
+    let rs = name("ex");
+    lab.run("alice", &rs, &[]);
+    let pid = lab.fake.service_pid().unwrap();
+    let before = rss_kib(pid);
+    let out = lab.ok(
+        "alice",
+        &[
+            "rs",
+            "exec",
+            &rs,
+            "--",
+            "sh",
+            "-c",
+            "head -c 200000000 /dev/zero | tr '\\0' a; echo done >&2",
+        ],
+    );
+    let after = rss_kib(pid);
+    println!("exec of 200 MB: the service's memory {before} KiB before, {after} KiB after");
+    assert_eq!(out["stdoutBytes"], 200_000_000u64, "every byte counted");
+    assert_eq!(out["stdout"].as_str().unwrap().len(), 8 << 20);
+    assert_eq!(out["truncated"], true);
+    assert_eq!(out["stderr"], "done\n");
+    assert!(
+        after < before + 96 * 1024,
+        "the service grew from {before} KiB to {after} KiB"
+    );
+    let plain = lab.as_user(
+        "alice",
+        &[
+            "rs",
+            "exec",
+            &rs,
+            "--",
+            "sh",
+            "-c",
+            "head -c 9000000 /dev/zero",
+        ],
+    );
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("only the first 8 MiB"), "{err}");
+    lab.ok("alice", &["rs", "rm", &rs]);
+}

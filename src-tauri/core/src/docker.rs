@@ -260,13 +260,41 @@ pub struct ContainerState {
     pub stop_signal: Option<String>,
 }
 
-/// What `exec` returns.
+/// What `exec` returns: each stream's first `EXEC_CAP` bytes (the rest is read and dropped as
+/// it flows, so a command that prints gigabytes costs the service no more memory than that).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, TS, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecOutput {
     pub exit_code: i64,
     pub stdout: String,
     pub stderr: String,
+    /// Bytes each stream really printed (more than kept when `truncated`).
+    #[serde(default)]
+    #[ts(type = "number")]
+    pub stdout_bytes: u64,
+    #[serde(default)]
+    #[ts(type = "number")]
+    pub stderr_bytes: u64,
+    /// Some output was past the cap and dropped.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// The most of each stream `exec` keeps.
+pub const EXEC_CAP: usize = 8 << 20;
+
+/// Appends what still fits under `EXEC_CAP` of `message` to `kept`; counts all of it.
+fn keep_capped(kept: &mut String, count: &mut u64, truncated: &mut bool, message: &[u8]) {
+    *count += message.len() as u64;
+    let room = EXEC_CAP.saturating_sub(kept.len());
+    if message.len() > room {
+        *truncated = true;
+    }
+    if room > 0 {
+        kept.push_str(&String::from_utf8_lossy(
+            &message[..message.len().min(room)],
+        ));
+    }
 }
 
 /// An interactive shell in a container: what it prints, and where to type.
@@ -636,18 +664,27 @@ impl DockerAdapter {
                 exit_code: -1,
                 stdout: String::new(),
                 stderr: String::new(),
+                stdout_bytes: 0,
+                stderr_bytes: 0,
+                truncated: false,
             };
             if let StartExecResults::Attached { mut output, .. } =
                 self.docker.start_exec(&exec.id, None).await?
             {
                 while let Some(chunk) = output.next().await {
                     match chunk? {
-                        LogOutput::StdOut { message } => {
-                            out.stdout.push_str(&String::from_utf8_lossy(&message))
-                        }
-                        LogOutput::StdErr { message } => {
-                            out.stderr.push_str(&String::from_utf8_lossy(&message))
-                        }
+                        LogOutput::StdOut { message } => keep_capped(
+                            &mut out.stdout,
+                            &mut out.stdout_bytes,
+                            &mut out.truncated,
+                            &message,
+                        ),
+                        LogOutput::StdErr { message } => keep_capped(
+                            &mut out.stderr,
+                            &mut out.stderr_bytes,
+                            &mut out.truncated,
+                            &message,
+                        ),
                         _ => {}
                     }
                 }

@@ -319,6 +319,14 @@ pub(super) async fn run(client: &Client, cmd: RsCmd, json: bool) -> Result<i32> 
             } else {
                 print!("{}", out.stdout);
                 eprint!("{}", out.stderr);
+                if out.truncated {
+                    eprintln!(
+                        "gpudeck: the command printed {} bytes of output and {} of errors; only the first {} MiB of each are kept: write more to a file in the container, or read `gpudeck rs logs`",
+                        out.stdout_bytes,
+                        out.stderr_bytes,
+                        gpudeck_core::docker::EXEC_CAP >> 20
+                    );
+                }
                 Ok(out.exit_code as i32)
             }
         }

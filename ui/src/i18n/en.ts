@@ -119,6 +119,7 @@ const en = {
     execRun: "Run",
     running: "Running the command",
     exitCode: "The command ended with exit code {{code}}.",
+    execTruncated: "[The command printed {{bytes}}; only the first {{cap}} of each stream are shown. Write long output to a file.]",
     logs: "Follow logs",
     terminal: "Terminal",
   },

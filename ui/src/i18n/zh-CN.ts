@@ -121,6 +121,7 @@ const zhCN: Messages = {
     execRun: "执行",
     running: "正在执行命令",
     exitCode: "命令结束，退出码 {{code}}。",
+    execTruncated: "[命令共输出 {{bytes}}；每个输出流只显示前 {{cap}}。长输出请写入文件。]",
     logs: "跟踪日志",
     terminal: "终端",
   },

@@ -392,7 +392,12 @@ function Detail({ rs, op, onDeleted }: { rs: RsInfo; op: ReturnType<typeof useOp
         onSubmit={async (e) => {
           e.preventDefault();
           const r = await op.run(() => t("rs.running"), () => api.rsExec(rs.name, ["sh", "-c", cmd], 60), (o) => t("rs.exitCode", { code: o.exitCode }));
-          if (r) setExec(`$ ${cmd}\n${r.stdout}${r.stderr ? `\n[stderr]\n${r.stderr}` : ""}\n[exit ${r.exitCode}]`);
+          if (r)
+            setExec(
+              `$ ${cmd}\n${r.stdout}${r.stderr ? `\n[stderr]\n${r.stderr}` : ""}` +
+                (r.truncated ? `\n${t("rs.execTruncated", { bytes: bytesBoth(r.stdoutBytes + r.stderrBytes), cap: bytesBoth(8 << 20) })}` : "") +
+                `\n[exit ${r.exitCode}]`,
+            );
         }}
       >
         <input className="grow mono" value={cmd} onChange={(e) => setCmd(e.target.value)} placeholder="nvidia-smi" data-testid="rs-exec-input" />
