@@ -976,6 +976,22 @@ fn idle_connections_are_bounded_per_peer_and_timed_out() {
             .count()
     };
     let (mem0, fd0) = (rss_kib(pid), fds());
+    // One that asked once and then sits idle between keep-alive requests.
+    let mut kept = std::os::unix::net::UnixStream::connect(lab.fake.socket()).unwrap();
+    std::io::Write::write_all(
+        &mut kept,
+        b"GET /v1/whoami HTTP/1.1\r\nHost: gpudeck\r\n\r\n",
+    )
+    .unwrap();
+    kept.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut answer = [0u8; 4096];
+    let n = kept.read(&mut answer).unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
     let t0 = std::time::Instant::now();
     let held: Vec<std::os::unix::net::UnixStream> = (0..1100)
         .filter_map(|_| std::os::unix::net::UnixStream::connect(lab.fake.socket()).ok())
@@ -1016,6 +1032,17 @@ fn idle_connections_are_bounded_per_peer_and_timed_out() {
         rss_kib(pid)
     );
     assert_eq!(closed, 100, "idle connections are closed");
+    let rest = loop {
+        match kept.read(&mut answer) {
+            Ok(0) => break true,
+            Ok(_) => continue, // the rest of the first answer
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        rest,
+        "a keep-alive connection idle between requests is closed too"
+    );
     assert!(fd2 <= fd0 + 5, "{fd0} → {fd2}");
 }
 
@@ -1065,4 +1092,41 @@ fn exec_output_is_capped_and_costs_the_service_no_more() {
     let err = String::from_utf8_lossy(&plain.stderr);
     assert!(err.contains("only the first 8 MiB"), "{err}");
     lab.ok("alice", &["rs", "rm", &rs]);
+}
+
+/// A member's container holds at most 4,096 processes, and her spec at most 16 ports; an
+/// admin's are the engine's defaults.
+#[test]
+fn a_members_container_has_a_pids_limit_and_a_bounded_number_of_ports() {
+    let lab = Lab::new(0);
+    let rs = name("pl");
+    lab.run("alice", &rs, &[]);
+    assert_eq!(
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.PidsLimit}}",
+            &format!("{rs}-1")
+        ]),
+        "4096"
+    );
+    lab.ok("alice", &["rs", "rm", &rs]);
+    let many: Vec<String> = (0..17).map(|i| format!("{}", 8000 + i)).collect();
+    let mut a = vec!["rs", "run", &rs, "--image", TEST_IMAGE];
+    for p in &many {
+        a.extend(["--port", p.as_str()]);
+    }
+    a.extend_from_slice(IDLE);
+    let err = lab.refused("alice", &a);
+    assert!(err.contains("at most 16 ports"), "{err}");
+    let admin = name("pa");
+    lab.run("dana", &admin, &[]);
+    let pids = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.PidsLimit}}",
+        &format!("{admin}-1"),
+    ]);
+    assert!(pids == "<nil>" || pids == "0", "{pids}");
+    lab.ok("dana", &["rs", "rm", &admin]);
 }

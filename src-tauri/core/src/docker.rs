@@ -458,6 +458,7 @@ impl DockerAdapter {
                 group_add: run_as.map(|r| r.groups.iter().map(u32::to_string).collect()),
                 security_opt: run_as.map(|_| vec!["no-new-privileges".to_string()]),
                 cap_drop: run_as.map(|_| vec!["ALL".to_string()]),
+                pids_limit: a.spec.pids_limit,
                 ..Default::default()
             }),
             ..Default::default()

@@ -169,7 +169,7 @@ pub async fn serve(
                 let peer = identity::Peer { uid: stream.peer_cred().ok().map(|c| c.uid()) };
                 let key = peer.uid.map(|u| format!("uid {u}")).unwrap_or_else(|| "unknown".into());
                 let Some(permit) = gate.admit(&key) else {
-                    tracing::warn!("{key} is at its bound of connections: one more was closed");
+                    tracing::debug!("{key} is at its bound of connections: one more was closed");
                     continue;
                 };
                 tokio::spawn(conn::serve(stream, app.clone(), peer, permit));

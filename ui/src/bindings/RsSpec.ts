@@ -28,4 +28,9 @@ runAs?: RunAs,
  * container gets them, but every answer of the service shows them as `••••`, to the owner
  * too (info, history, the REST API).
  */
-secretEnv?: Array<string>, };
+secretEnv?: Array<string>, 
+/**
+ * The most processes its container may hold at once (set by the service for members'
+ * containers, so that a fork bomb stays inside them); `None`: the engine's default.
+ */
+pidsLimit?: number, };

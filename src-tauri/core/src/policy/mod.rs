@@ -294,6 +294,11 @@ pub fn check_member_bind(
     Ok(())
 }
 
+/// The most processes a member's container may hold at once (a fork bomb stays inside it).
+pub const MEMBER_PIDS_LIMIT: i64 = 4096;
+/// The most container ports a member's replicaSet may publish.
+pub const MEMBER_MAX_PORTS: usize = 16;
+
 /// A volume GPU Deck made, as a bind checks it: its owner (`None`: made before owners, an
 /// admin's) and the versions whose Docker volumes (`<name>-<N>`) exist now, current first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +383,16 @@ pub fn apply_to_spec(
         return Ok(());
     }
     spec.run_as = (!policy.root_in_container).then(|| caller.run_as());
+    spec.pids_limit = Some(MEMBER_PIDS_LIMIT);
+    if spec.ports.len() > MEMBER_MAX_PORTS {
+        return Err(CoreError::InvalidInput {
+            what: "ports".into(),
+            reason: format!(
+                "a member's replicaSet may publish at most {MEMBER_MAX_PORTS} ports ({} asked): each takes a host port from everyone's range",
+                spec.ports.len()
+            ),
+        });
+    }
     spec.env.retain(|e| !e.starts_with("NVIDIA_"));
     for b in spec.binds.iter_mut() {
         if b.is_host_path() {

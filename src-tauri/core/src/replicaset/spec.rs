@@ -182,6 +182,11 @@ pub struct RsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub secret_env: Option<Vec<String>>,
+    /// The most processes its container may hold at once (set by the service for members'
+    /// containers, so that a fork bomb stays inside them); `None`: the engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub pids_limit: Option<i64>,
 }
 
 impl RsSpec {
