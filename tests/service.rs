@@ -1130,3 +1130,51 @@ fn a_members_container_has_a_pids_limit_and_a_bounded_number_of_ports() {
     assert!(pids == "<nil>" || pids == "0", "{pids}");
     lab.ok("dana", &["rs", "rm", &admin]);
 }
+
+/// Images a member's replicaSet made are hers: a commit and a snapshot of its files keep none of
+/// the values it was run with (her token), bob may not inspect, run or tag them, and the
+/// snapshots go with the replicaSet.
+#[test]
+fn images_a_members_replicaset_made_are_hers_and_keep_no_secret() {
+    let lab = Lab::new(1);
+    // The layer way: every replaced version's files are a snapshot image.
+    lab.fake.always_env("GPUDECK_CARRY", "layers");
+    let rs = name("im");
+    let secret = format!("hf_{rs}");
+    lab.run("alice", &rs, &["--env", &format!("HF_TOKEN={secret}")]);
+    let mine = format!("alice/{rs}:1");
+    lab.ok("alice", &["rs", "commit", &rs, &mine]);
+    let env = docker_ok(&["image", "inspect", "-f", "{{json .Config.Env}}", &mine]);
+    assert!(!env.contains(&secret), "the commit keeps her token: {env}");
+    assert!(env.contains("\"HF_TOKEN=\""), "{env}");
+    lab.ok("alice", &["rs", "patch", &rs, "--gpus", "0"]);
+    lab.ok("alice", &["rs", "history", &rs]);
+    let snap = format!("gpudeck-snapshot:{rs}-1");
+    let env = docker_ok(&["image", "inspect", "-f", "{{json .Config.Env}}", &snap]);
+    assert!(
+        !env.contains(&secret),
+        "the snapshot keeps her token: {env}"
+    );
+    for image in [mine.as_str(), snap.as_str()] {
+        let err = lab.refused("bob", &["image", "inspect", image]);
+        assert!(
+            err.contains("only alice or an admin may inspect it"),
+            "{err}"
+        );
+        let theirs = name("bi");
+        let mut a = vec!["rs", "run", &theirs, "--image", image];
+        a.extend_from_slice(IDLE);
+        let err = lab.refused("bob", &a);
+        assert!(err.contains("only alice or an admin may run it"), "{err}");
+        let err = lab.refused("bob", &["image", "tag", image, &format!("bob/{theirs}:1")]);
+        assert!(err.contains("only alice or an admin may tag it"), "{err}");
+    }
+    lab.ok("alice", &["image", "inspect", &mine]);
+    lab.ok("dana", &["image", "inspect", &snap]);
+    lab.ok("alice", &["rs", "rm", &rs]);
+    assert!(
+        !docker(&["image", "inspect", &snap]).status.success(),
+        "the snapshot went with the replicaSet"
+    );
+    lab.ok("alice", &["image", "rm", &mine]);
+}

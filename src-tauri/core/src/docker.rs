@@ -280,6 +280,24 @@ pub struct ExecOutput {
     pub truncated: bool,
 }
 
+/// What a commit's env is (`commit_env`): `image`'s own entries, then each other key of
+/// `container` with no value. Pure; unit-tested.
+pub fn scrub_env(container: &[String], image: &[String]) -> Vec<String> {
+    let key = |e: &str| {
+        e.split_once('=')
+            .map(|(k, _)| k.to_string())
+            .unwrap_or(e.to_string())
+    };
+    let mut out: Vec<String> = image.to_vec();
+    for e in container {
+        let k = key(e);
+        if !out.iter().any(|o| key(o) == k) {
+            out.push(format!("{k}="));
+        }
+    }
+    out
+}
+
 /// The most of each stream `exec` keeps.
 pub const EXEC_CAP: usize = 8 << 20;
 
@@ -861,8 +879,29 @@ impl DockerAdapter {
             .collect())
     }
 
-    /// Commits a container to `repo:tag`.
+    /// The env a commit of container `id` is given: its image's own, and every other key the
+    /// container was run with, blank. The engine merges the container's env into a commit's
+    /// config key by key, so naming each key is the only way to keep a value given at run (a
+    /// member's token, a catalog secret) out of the image.
+    pub async fn commit_env(&self, id: &str) -> Result<Vec<String>> {
+        let c = self.docker.inspect_container(id, None).await?;
+        let ran = c.config.and_then(|x| x.env).unwrap_or_default();
+        let own = match c.image {
+            Some(img) => self
+                .docker
+                .inspect_image(&img)
+                .await?
+                .config
+                .and_then(|x| x.env)
+                .unwrap_or_default(),
+            None => vec![],
+        };
+        Ok(scrub_env(&ran, &own))
+    }
+
+    /// Commits a container to `repo:tag` (its run-time env blanked: `commit_env`).
     pub async fn commit(&self, id: &str, repo: &str, tag: &str, comment: &str) -> Result<String> {
+        let env = self.commit_env(id).await?;
         let r = self
             .docker
             .commit_container(
@@ -881,6 +920,7 @@ impl DockerAdapter {
                         (crate::replicaset::LABEL_RS.to_string(), String::new()),
                         (crate::replicaset::LABEL_VERSION.to_string(), String::new()),
                     ])),
+                    env: Some(env),
                     ..Default::default()
                 },
             )
@@ -1252,6 +1292,23 @@ async fn watch_engine(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_commit_keeps_the_images_env_and_blanks_what_the_run_added() {
+        let image = vec!["PATH=/usr/bin".to_string(), "LANG=C".to_string()];
+        let ran = vec![
+            "PATH=/custom".to_string(),
+            "HF_TOKEN=hf_secret".to_string(),
+            "LANG=C".to_string(),
+            "CONTAINER_VERSION=2".to_string(),
+        ];
+        let env = scrub_env(&ran, &image);
+        assert_eq!(
+            env,
+            vec!["PATH=/usr/bin", "LANG=C", "HF_TOKEN=", "CONTAINER_VERSION="]
+        );
+        assert!(!env.join(" ").contains("hf_secret"));
+    }
+
     use super::*;
 
     fn req(driver: &str, count: Option<i64>, ids: Option<Vec<&str>>) -> DeviceRequest {

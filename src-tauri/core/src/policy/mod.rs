@@ -404,6 +404,26 @@ pub fn apply_to_spec(
     Ok(())
 }
 
+/// An image a member's replicaSet made (a commit, a snapshot of its files: the engine keeps the
+/// container's `gpudeck.owner` label in it) is that member's: only they or an admin may `what`
+/// it (inspect, run, tag, push). Images with no owner (pulled, imported) are everyone's.
+pub fn check_image_use(
+    caller: &Caller,
+    image: &str,
+    labels: &std::collections::HashMap<String, String>,
+    what: &str,
+) -> Result<()> {
+    let owner = labels
+        .get(crate::replicaset::LABEL_OWNER)
+        .filter(|o| !o.is_empty());
+    match owner {
+        Some(o) if !caller.is_admin() && o != &caller.user => Err(CoreError::Forbidden(format!(
+            "The image \"{image}\" was made by a replicaSet of {o}: only {o} or an admin may {what} it. Nothing was changed."
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A member may commit only under their own namespace (`alice/…` or `host:port/alice/…`), so
 /// that no shared tag is ever written over.
 pub fn check_commit_target(caller: &Caller, image: &str) -> Result<()> {
@@ -613,6 +633,24 @@ mod tests {
             check_member_volume(&b, "x", &vols).unwrap_err().code(),
             "forbidden"
         );
+    }
+
+    #[test]
+    fn images_a_members_replicaset_made_are_hers() {
+        let labels = std::collections::HashMap::from([(
+            crate::replicaset::LABEL_OWNER.to_string(),
+            "alice".to_string(),
+        )]);
+        assert!(check_image_use(&member("alice"), "alice/x", &labels, "run").is_ok());
+        let e = check_image_use(&member("bob"), "alice/x", &labels, "run").unwrap_err();
+        assert!(
+            e.to_string().contains("only alice or an admin may run it"),
+            "{e}"
+        );
+        let mut admin = member("dana");
+        admin.role = Role::Admin;
+        assert!(check_image_use(&admin, "alice/x", &labels, "run").is_ok());
+        assert!(check_image_use(&member("bob"), "busybox", &Default::default(), "run").is_ok());
     }
 
     #[test]

@@ -91,13 +91,38 @@ pub async fn commit_snapshot(
     name: &str,
     version: u32,
 ) -> Result<(String, u64)> {
-    let snap = commit_files(d, id, name, version).await?;
+    let env = d.commit_env(id).await?;
+    commit_snapshot_with(d, id, name, version, env).await
+}
+
+/// `commit_snapshot` with the commit's env given (`DockerAdapter::commit_env` of the container
+/// whose files these are).
+async fn commit_snapshot_with(
+    d: &DockerAdapter,
+    id: &str,
+    name: &str,
+    version: u32,
+    env: Vec<String>,
+) -> Result<(String, u64)> {
+    let snap = commit_files_with(d, id, name, version, env).await?;
     let bytes = top_layer_bytes(d, &snap).await?;
     Ok((snap, bytes))
 }
 
 /// `commit_snapshot` without the size (which a caller in a hurry reads later).
 pub async fn commit_files(d: &DockerAdapter, id: &str, name: &str, version: u32) -> Result<String> {
+    // No value given at run (a token, a catalog secret) is written into the snapshot's config.
+    let env = d.commit_env(id).await?;
+    commit_files_with(d, id, name, version, env).await
+}
+
+async fn commit_files_with(
+    d: &DockerAdapter,
+    id: &str,
+    name: &str,
+    version: u32,
+    env: Vec<String>,
+) -> Result<String> {
     let r = d
         .client()
         .commit_container(
@@ -109,7 +134,10 @@ pub async fn commit_files(d: &DockerAdapter, id: &str, name: &str, version: u32)
                 pause: false,
                 ..Default::default()
             },
-            ContainerConfig::default(),
+            ContainerConfig {
+                env: Some(env),
+                ..Default::default()
+            },
         )
         .await
         .map_err(|e| {
@@ -368,6 +396,9 @@ pub async fn flatten_snapshot(
         .await?
         .config
         .unwrap_or_default();
+    // The env as a commit of the original would have it: the flat image has no config of its
+    // own to keep values from.
+    let env = d.commit_env(id).await?;
     let flat_tag = format!("{name}-{version}-flat");
     let export = d.client().export_container(id);
     let flat = import_stream(d, export.map(|r| r.map_err(CoreError::from)), &flat_tag).await?;
@@ -399,7 +430,7 @@ pub async fn flatten_snapshot(
         )
         .await;
     let result = match made {
-        Ok(c) => commit_snapshot(d, &c.id, name, version).await,
+        Ok(c) => commit_snapshot_with(d, &c.id, name, version, env).await,
         Err(e) => Err(e.into()),
     };
     let _ = d.remove(&temp).await;

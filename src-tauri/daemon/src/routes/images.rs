@@ -51,7 +51,9 @@ async fn list(State(d): St, Extension(c): Who) -> Api<Vec<LocalImage>> {
 async fn inspect(State(d): St, Extension(c): Who, Query(q): Query<ImageQuery>) -> Api<ImageDetail> {
     c.require_member()?;
     let docker = d.docker().await?;
-    Ok(Json(d.images(&docker).inspect(&q.image).await?))
+    let detail = d.images(&docker).inspect(&q.image).await?;
+    policy::check_image_use(&c, &q.image, &detail.labels, "inspect")?;
+    Ok(Json(detail))
 }
 
 /// A member names only under their own namespace.
@@ -69,6 +71,8 @@ async fn tag(State(d): St, Extension(c): Who, Json(r): Json<TagRequest>) -> Api<
     let target = ImageRef::parse(&r.target)?.normalized();
     own_name(&c, &target, "tag")?;
     let docker = d.docker().await?;
+    let source = d.images(&docker).inspect(&r.source).await?;
+    policy::check_image_use(&c, &r.source, &source.labels, "tag")?;
     d.images(&docker).tag(&r.source, &target).await?;
     Ok(Json(()))
 }
@@ -121,7 +125,8 @@ async fn push(State(d): St, Extension(c): Who, Json(r): Json<ImageRequest>) -> A
     own_name(&c, &image, "push")?;
     let docker = d.docker().await?;
     // What is not here is said now, not by a job that fails.
-    d.images(&docker).inspect(&image.to_string()).await?;
+    let detail = d.images(&docker).inspect(&image.to_string()).await?;
+    policy::check_image_use(&c, &image.to_string(), &detail.labels, "push")?;
     let auth = auth_for_caller(&d, &c, &image).await?;
     Ok(Json(start_push(&d, &c, image, auth, docker, None)))
 }

@@ -120,6 +120,13 @@ async fn apply(d: &Daemon, cx: &Ctx, c: &Caller, spec: &mut RsSpec) -> Result<Ef
     };
     let vols = |v: &str| d.db(|s| s.vol_ref(v)).ok().flatten();
     policy::apply_to_spec(c, &pol, spec, &roots, &vols)?;
+    if !c.is_admin() {
+        // An image another member's replicaSet made is not run by anyone else (it holds their
+        // files). One that is not here is said by the run itself.
+        if let Ok(detail) = d.images(&cx.docker).inspect(&spec.image).await {
+            policy::check_image_use(c, &spec.image, &detail.labels, "run")?;
+        }
+    }
     Ok(pol)
 }
 
