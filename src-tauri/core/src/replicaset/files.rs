@@ -83,20 +83,9 @@ pub async fn image_facts(d: &DockerAdapter, image: &str) -> Result<Option<ImageF
     }))
 }
 
-/// Commits the (stopped) container `id` as the snapshot of `name`'s version `version`: the image
-/// id and the bytes of the layer it added (what this version changed).
-pub async fn commit_snapshot(
-    d: &DockerAdapter,
-    id: &str,
-    name: &str,
-    version: u32,
-) -> Result<(String, u64)> {
-    let env = d.commit_env(id).await?;
-    commit_snapshot_with(d, id, name, version, env).await
-}
-
-/// `commit_snapshot` with the commit's env given (`DockerAdapter::commit_env` of the container
-/// whose files these are).
+/// Commits the (stopped) container `id` as the snapshot of `name`'s version `version`, with the
+/// commit's env given (`DockerAdapter::commit_env` of the container whose files these are): the
+/// image id and the bytes of the layer it added (what this version changed).
 async fn commit_snapshot_with(
     d: &DockerAdapter,
     id: &str,
@@ -109,7 +98,7 @@ async fn commit_snapshot_with(
     Ok((snap, bytes))
 }
 
-/// `commit_snapshot` without the size (which a caller in a hurry reads later).
+/// A snapshot without the size (which a caller in a hurry reads later).
 pub async fn commit_files(d: &DockerAdapter, id: &str, name: &str, version: u32) -> Result<String> {
     // No value given at run (a token, a catalog secret) is written into the snapshot's config.
     let env = d.commit_env(id).await?;
