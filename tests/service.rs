@@ -1178,3 +1178,110 @@ fn images_a_members_replicaset_made_are_hers_and_keep_no_secret() {
     );
     lab.ok("alice", &["image", "rm", &mine]);
 }
+
+/// The admin's per-user volume quota, and memory and CPU limits of a member's containers.
+#[test]
+fn the_admin_sets_a_volume_quota_and_memory_and_cpu_limits() {
+    let lab = Lab::new(0);
+    lab.ok(
+        "dana",
+        &[
+            "policy",
+            "set",
+            "bob",
+            "--max-volume-size",
+            "50MB",
+            "--memory",
+            "256MiB",
+            "--cpus",
+            "0.5",
+        ],
+    );
+    let err = lab.refused("dana", &["policy", "set", "bob", "--memory", "lots"]);
+    assert!(err.contains("no number"), "{err}");
+    let pol = lab.ok("bob", &["policy", "ls"]);
+    assert_eq!(pol["you"]["maxVolumeBytes"], 50_000_000u64, "{pol}");
+    let (a, b) = (name("qa"), name("qb"));
+    lab.ok("bob", &["vol", "create", &a, "--size", "30MB"]);
+    let err = lab.refused("bob", &["vol", "create", &b, "--size", "30MB"]);
+    assert!(
+        err.contains("may hold at most 50.0 MB") && err.contains("holds 30.0 MB"),
+        "{err}"
+    );
+    assert!(!docker(&["volume", "inspect", &format!("{b}-1")])
+        .status
+        .success());
+    let err = lab.refused("bob", &["vol", "resize", &a, "--size", "60MB"]);
+    assert!(err.contains("may hold at most"), "{err}");
+    lab.ok("bob", &["vol", "resize", &a, "--size", "40MB"]);
+    let rs = name("ml");
+    lab.run("bob", &rs, &[]);
+    let c = format!("{rs}-1");
+    assert_eq!(
+        docker_ok(&["inspect", "-f", "{{.HostConfig.Memory}}", &c]),
+        "268435456"
+    );
+    assert_eq!(
+        docker_ok(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &c]),
+        "500000000"
+    );
+    // A lowered limit counts at the next restart; a continue of the old container is refused.
+    lab.ok("dana", &["policy", "set", "bob", "--memory", "128MiB"]);
+    lab.ok("bob", &["rs", "stop", &rs]);
+    let err = lab.refused("bob", &["rs", "continue", &rs]);
+    assert!(err.contains("memory or CPU limit"), "{err}");
+    lab.ok("bob", &["rs", "restart", &rs]);
+    assert_eq!(
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}}",
+            &format!("{rs}-2")
+        ]),
+        "134217728"
+    );
+    lab.ok("bob", &["rs", "rm", &rs]);
+    lab.ok("bob", &["vol", "rm", &a]);
+}
+
+/// `vol resize --move` holds the locks of the replicaSets it moves: run beside the owner's
+/// restarts, every round ends with one container, on the new version of the volume.
+#[test]
+fn a_volume_move_and_a_restart_at_once_leave_one_container_on_the_new_version() {
+    let lab = Lab::new(0);
+    let v = name("mv");
+    lab.ok("alice", &["vol", "create", &v, "--size", "20MB"]);
+    let rs = name("mr");
+    lab.run("alice", &rs, &["--bind", &format!("{v}:/d")]);
+    for round in 0..3u32 {
+        let size = format!("{}MB", 21 + round);
+        std::thread::scope(|s| {
+            let a =
+                s.spawn(|| lab.as_user("alice", &["vol", "resize", &v, "--size", &size, "--move"]));
+            let b = s.spawn(|| lab.as_user("alice", &["rs", "restart", &rs]));
+            let (a, b) = (a.join().unwrap(), b.join().unwrap());
+            assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+            assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+        });
+        lab.ok("alice", &["rs", "history", &rs]);
+        let running = docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=gpudeck.replicaset={rs}"),
+        ]);
+        assert_eq!(running.lines().count(), 1, "round {round}: {running}");
+        let info = lab.ok("alice", &["rs", "info", &rs]);
+        let vol = lab.ok("alice", &["vol", "info", &v]);
+        let want = format!("{v}-{}", vol["version"]);
+        let mounts = docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Name}}{{end}}",
+            info["container"].as_str().unwrap(),
+        ]);
+        assert_eq!(mounts, want, "round {round}");
+    }
+    lab.ok("alice", &["rs", "rm", &rs]);
+    lab.ok("alice", &["vol", "rm", &v]);
+}

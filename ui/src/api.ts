@@ -40,8 +40,13 @@ export type PolicyUpdate = {
   maxGpus?: number | null;
   bindRoots?: string[] | null;
   rootInContainer?: boolean | null;
-  clear?: ("maxGpus" | "bindRoots" | "rootInContainer")[];
+  /** Sizes as typed ("500GB"); the service parses them. */
+  maxVolumeSize?: string | null;
+  memory?: string | null;
+  cpus?: number | null;
+  clear?: PolicyField[];
 };
+export type PolicyField = "maxGpus" | "bindRoots" | "rootInContainer" | "maxVolumeBytes" | "memoryBytes" | "cpusMilli";
 
 export type RsAction = "stop" | "pause" | "continue" | "restart" | "delete";
 

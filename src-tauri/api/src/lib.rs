@@ -113,6 +113,15 @@ pub struct PolicyUpdate {
     pub bind_roots: Option<Vec<String>>,
     #[serde(default)]
     pub root_in_container: Option<bool>,
+    /// All their volumes together, as a size ("500GB", "1TiB").
+    #[serde(default)]
+    pub max_volume_size: Option<String>,
+    /// Each of their containers' memory, as a size ("16GiB").
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Each of their containers' CPUs ("2.5").
+    #[serde(default)]
+    pub cpus: Option<f64>,
     #[serde(default)]
     pub clear: Vec<String>,
 }

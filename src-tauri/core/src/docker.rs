@@ -477,6 +477,8 @@ impl DockerAdapter {
                 security_opt: run_as.map(|_| vec!["no-new-privileges".to_string()]),
                 cap_drop: run_as.map(|_| vec!["ALL".to_string()]),
                 pids_limit: a.spec.pids_limit,
+                memory: a.spec.memory_bytes.map(|m| m as i64),
+                nano_cpus: a.spec.cpus_milli.map(|c| i64::from(c) * 1_000_000),
                 ..Default::default()
             }),
             ..Default::default()

@@ -170,6 +170,10 @@ const MIGRATIONS: &[&str] = &[
         SELECT json_extract(v.spec, '$.owner') FROM replicasets r
         JOIN rs_versions v ON v.name = r.name AND v.version = r.current
         WHERE r.name = gpu_claims.owner);",
+    // 13: per-user volume quota and default memory and CPU limits of members' containers.
+    "ALTER TABLE policy ADD COLUMN max_volume_bytes INTEGER;
+    ALTER TABLE policy ADD COLUMN memory_bytes INTEGER;
+    ALTER TABLE policy ADD COLUMN cpus_milli INTEGER;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -27,6 +27,15 @@ pub enum PolicyCmd {
         /// writable bind).
         #[arg(long, value_parser = ["yes", "no"])]
         root_in_container: Option<String>,
+        /// What all their volumes may hold together, e.g. 500GB.
+        #[arg(long)]
+        max_volume_size: Option<String>,
+        /// Memory each of their containers gets at most, e.g. 16GiB.
+        #[arg(long)]
+        memory: Option<String>,
+        /// CPUs each of their containers gets at most, e.g. 4 or 0.5.
+        #[arg(long)]
+        cpus: Option<f64>,
     },
 }
 
@@ -57,15 +66,25 @@ pub(super) async fn run(client: &Client, cmd: PolicyCmd, json: bool) -> Result<i
                         .unwrap_or_else(|| "-".into())
                 );
             }
+            let size = |b: Option<u64>| {
+                b.map(gpudeck_core::volume::human)
+                    .unwrap_or_else(|| "unlimited".into())
+            };
             println!(
-                "you ({}): max GPUs {}, bind under {}, root in containers {}",
+                "you ({}): max GPUs {}, bind under {}, root in containers {}, volumes {}, memory {}, CPUs {}",
                 v.you.user,
                 v.you
                     .max_gpus
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "unlimited".into()),
                 v.you.bind_roots.join(", "),
-                if v.you.root_in_container { "yes" } else { "no" }
+                if v.you.root_in_container { "yes" } else { "no" },
+                size(v.you.max_volume_bytes),
+                size(v.you.memory_bytes),
+                v.you
+                    .cpus_milli
+                    .map(|c| format!("{}", f64::from(c) / 1000.0))
+                    .unwrap_or_else(|| "unlimited".into())
             );
             Ok(0)
         }
@@ -75,6 +94,9 @@ pub(super) async fn run(client: &Client, cmd: PolicyCmd, json: bool) -> Result<i
             max_gpus,
             bind_roots,
             root_in_container,
+            max_volume_size,
+            memory,
+            cpus,
         } => {
             let user = match (user, default) {
                 (_, true) => "*".to_string(),
@@ -93,6 +115,9 @@ pub(super) async fn run(client: &Client, cmd: PolicyCmd, json: bool) -> Result<i
                         max_gpus,
                         bind_roots: (!bind_roots.is_empty()).then_some(bind_roots),
                         root_in_container: root_in_container.map(|v| v == "yes"),
+                        max_volume_size,
+                        memory,
+                        cpus,
                         clear: vec![],
                     },
                 )

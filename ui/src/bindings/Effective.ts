@@ -3,4 +3,4 @@
 /**
  * A user's limits after the fallbacks.
  */
-export type Effective = { user: string, maxGpus: number | null, bindRoots: Array<string>, rootInContainer: boolean, };
+export type Effective = { user: string, maxGpus: number | null, bindRoots: Array<string>, rootInContainer: boolean, maxVolumeBytes: number | null, memoryBytes: number | null, cpusMilli: number | null, };

@@ -17,4 +17,16 @@ bindRoots: Array<string> | null,
  * Whether the user's containers may run as root (root in a container with a writable bind
  * is root on the host: a setuid file in `$HOME`).
  */
-rootInContainer: boolean | null, };
+rootInContainer: boolean | null, 
+/**
+ * Bytes all the user's volumes may hold together (`None`: no quota).
+ */
+maxVolumeBytes: number | null, 
+/**
+ * Memory each of the user's containers gets at most (`None`: no limit).
+ */
+memoryBytes: number | null, 
+/**
+ * CPUs each of the user's containers gets at most, in thousandths (`None`: no limit).
+ */
+cpusMilli: number | null, };

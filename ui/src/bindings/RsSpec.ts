@@ -33,4 +33,12 @@ secretEnv?: Array<string>,
  * The most processes its container may hold at once (set by the service for members'
  * containers, so that a fork bomb stays inside them); `None`: the engine's default.
  */
-pidsLimit?: number, };
+pidsLimit?: number, 
+/**
+ * Memory its container may use at most (the owner's policy, for members).
+ */
+memoryBytes?: number, 
+/**
+ * CPUs its container may use at most, in thousandths (the owner's policy, for members).
+ */
+cpusMilli?: number, };

@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
-import { api, toErrorPayload, type PolicyView } from "../api";
+import { api, toErrorPayload, type PolicyField, type PolicyView } from "../api";
 import type { AuditEntry } from "../bindings/AuditEntry";
 import type { Caller } from "../bindings/Caller";
 import type { ErrorPayload } from "../bindings/ErrorPayload";
 import { ErrorBox } from "../components/ErrorBox";
-import { when } from "../format";
+import { bytesBoth, when } from "../format";
 
 /** Who you are, your limits; for admins every user's limits (editable) and the audit. */
 export function UsersPage() {
@@ -19,6 +19,9 @@ export function UsersPage() {
   const [maxGpus, setMaxGpus] = useState("");
   const [roots, setRoots] = useState("");
   const [root, setRoot] = useState<"" | "yes" | "no">("");
+  const [volQuota, setVolQuota] = useState("");
+  const [memory, setMemory] = useState("");
+  const [cpus, setCpus] = useState("");
   const admin = me?.role === "admin";
 
   const load = useCallback(() => {
@@ -36,13 +39,19 @@ export function UsersPage() {
     setMaxGpus(row?.maxGpus == null ? "" : String(row.maxGpus));
     setRoots(row?.bindRoots?.join(", ") ?? "");
     setRoot(row?.rootInContainer == null ? "" : row.rootInContainer ? "yes" : "no");
+    setVolQuota(row?.maxVolumeBytes == null ? "" : String(row.maxVolumeBytes));
+    setMemory(row?.memoryBytes == null ? "" : String(row.memoryBytes));
+    setCpus(row?.cpusMilli == null ? "" : String(row.cpusMilli / 1000));
   };
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setError(null);
     setSaved(null);
-    const clear: ("maxGpus" | "bindRoots" | "rootInContainer")[] = [];
+    const clear: PolicyField[] = [];
+    if (volQuota.trim() === "") clear.push("maxVolumeBytes");
+    if (memory.trim() === "") clear.push("memoryBytes");
+    if (cpus.trim() === "") clear.push("cpusMilli");
     if (maxGpus.trim() === "") clear.push("maxGpus");
     const rootList = roots
       .split(",")
@@ -53,12 +62,19 @@ export function UsersPage() {
     try {
       const n = Number(maxGpus);
       if (maxGpus.trim() !== "" && (!Number.isInteger(n) || n < 0)) {
-        throw { code: "invalid_input", message: `"${maxGpus}" is not a whole number of GPUs` };
+        throw { code: "invalid_input", message: t("users.badGpus", { value: maxGpus }) };
+      }
+      const c = Number(cpus);
+      if (cpus.trim() !== "" && !(c > 0)) {
+        throw { code: "invalid_input", message: t("users.badCpus", { value: cpus }) };
       }
       await api.policySet(user.trim(), {
         maxGpus: maxGpus.trim() === "" ? null : n,
         bindRoots: rootList.length ? rootList : null,
         rootInContainer: root === "" ? null : root === "yes",
+        maxVolumeSize: volQuota.trim() === "" ? null : volQuota.trim(),
+        memory: memory.trim() === "" ? null : memory.trim(),
+        cpus: cpus.trim() === "" ? null : c,
         clear,
       });
       setSaved(user.trim());
@@ -84,6 +100,11 @@ export function UsersPage() {
               roots: you.bindRoots.join(", "),
               asRoot: you.rootInContainer ? t("users.asRoot") : t("users.asYou"),
             })}
+          {you && !admin && " " + t("users.yourResources", {
+            volumes: you.maxVolumeBytes == null ? t("users.unlimited") : bytesBoth(you.maxVolumeBytes),
+            memory: you.memoryBytes == null ? t("users.unlimited") : bytesBoth(you.memoryBytes),
+            cpus: you.cpusMilli == null ? t("users.unlimited") : String(you.cpusMilli / 1000),
+          })}
         </p>
       )}
       {error && <ErrorBox error={error} onDismiss={() => setError(null)} />}
@@ -100,6 +121,9 @@ export function UsersPage() {
               <th>{t("users.maxGpus")}</th>
               <th>{t("users.bindRoots")}</th>
               <th>{t("users.rootInContainer")}</th>
+              <th>{t("users.volQuota")}</th>
+              <th>{t("users.memory")}</th>
+              <th>{t("users.cpus")}</th>
             </tr>
           </thead>
           <tbody>
@@ -111,6 +135,9 @@ export function UsersPage() {
                 <td>
                   {r.rootInContainer == null ? t("users.inherit") : r.rootInContainer ? <span className="warn-text" title={t("users.rootWarning")}>{t("common.yes")} ⚠</span> : "—"}
                 </td>
+                <td>{r.maxVolumeBytes == null ? t("users.inherit") : bytesBoth(r.maxVolumeBytes)}</td>
+                <td>{r.memoryBytes == null ? t("users.inherit") : bytesBoth(r.memoryBytes)}</td>
+                <td>{r.cpusMilli == null ? t("users.inherit") : r.cpusMilli / 1000}</td>
               </tr>
             ))}
           </tbody>
@@ -139,6 +166,18 @@ export function UsersPage() {
             </select>
           </label>
           {root === "yes" && <p className="warn-text small">{t("users.rootWarning")}</p>}
+          <label>
+            {t("users.volQuota")}
+            <input value={volQuota} onChange={(e) => setVolQuota(e.target.value)} placeholder={t("users.sizePlaceholder")} data-testid="policy-vol-quota" />
+          </label>
+          <label>
+            {t("users.memory")}
+            <input value={memory} onChange={(e) => setMemory(e.target.value)} placeholder={t("users.sizePlaceholder")} data-testid="policy-memory" />
+          </label>
+          <label>
+            {t("users.cpus")}
+            <input value={cpus} onChange={(e) => setCpus(e.target.value)} inputMode="decimal" placeholder={t("users.inherit")} data-testid="policy-cpus" />
+          </label>
           <button type="submit" data-testid="policy-save">
             {t("users.save")}
           </button>

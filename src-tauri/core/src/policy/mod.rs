@@ -142,6 +142,17 @@ pub struct PolicyRow {
     /// is root on the host: a setuid file in `$HOME`).
     #[serde(default)]
     pub root_in_container: Option<bool>,
+    /// Bytes all the user's volumes may hold together (`None`: no quota).
+    #[serde(default)]
+    #[ts(type = "number | null")]
+    pub max_volume_bytes: Option<u64>,
+    /// Memory each of the user's containers gets at most (`None`: no limit).
+    #[serde(default)]
+    #[ts(type = "number | null")]
+    pub memory_bytes: Option<u64>,
+    /// CPUs each of the user's containers gets at most, in thousandths (`None`: no limit).
+    #[serde(default)]
+    pub cpus_milli: Option<u32>,
 }
 
 /// A user's limits after the fallbacks.
@@ -152,6 +163,14 @@ pub struct Effective {
     pub max_gpus: Option<u32>,
     pub bind_roots: Vec<String>,
     pub root_in_container: bool,
+    #[serde(default)]
+    #[ts(type = "number | null")]
+    pub max_volume_bytes: Option<u64>,
+    #[serde(default)]
+    #[ts(type = "number | null")]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub cpus_milli: Option<u32>,
 }
 
 pub fn effective(
@@ -173,6 +192,34 @@ pub fn effective(
             .and_then(|r| r.root_in_container)
             .or_else(|| default.and_then(|r| r.root_in_container))
             .unwrap_or(false),
+        max_volume_bytes: own
+            .and_then(|r| r.max_volume_bytes)
+            .or_else(|| default.and_then(|r| r.max_volume_bytes)),
+        memory_bytes: own
+            .and_then(|r| r.memory_bytes)
+            .or_else(|| default.and_then(|r| r.memory_bytes)),
+        cpus_milli: own
+            .and_then(|r| r.cpus_milli)
+            .or_else(|| default.and_then(|r| r.cpus_milli)),
+    }
+}
+
+/// The smallest memory limit a container may be given (the engine refuses less than 6 MB).
+pub const MIN_MEMORY: u64 = 16 << 20;
+
+/// Refuses `size` more bytes of volumes for `policy.user` beside the `held` bytes their other
+/// volumes have, when that passes their quota.
+pub fn check_volume_quota(policy: &Effective, held: u64, size: u64) -> Result<()> {
+    match policy.max_volume_bytes {
+        Some(q) if held + size > q => Err(CoreError::Forbidden(format!(
+            "{} may hold at most {} of volumes and holds {} already: {} more does not fit (an admin sets this: `gpudeck policy set {} --max-volume-size SIZE`). Nothing was changed.",
+            policy.user,
+            crate::volume::human(q),
+            crate::volume::human(held),
+            crate::volume::human(size),
+            policy.user
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -197,6 +244,15 @@ pub fn validate_row(row: &PolicyRow) -> Result<()> {
     }
     if row.max_gpus.is_some_and(|n| n > 64) {
         return bad("--max-gpus is at most 64".into());
+    }
+    if row.memory_bytes.is_some_and(|m| m < MIN_MEMORY) {
+        return bad(format!(
+            "--memory is at least {}",
+            crate::volume::human(MIN_MEMORY)
+        ));
+    }
+    if row.cpus_milli.is_some_and(|c| c == 0 || c > 1024 * 1000) {
+        return bad("--cpus is more than 0 and at most 1024".into());
     }
     for r in row.bind_roots.iter().flatten() {
         if !r.starts_with('/') {
@@ -377,6 +433,9 @@ pub fn apply_to_spec(
     spec.owner = Some(caller.user.clone());
     if caller.is_admin() {
         spec.run_as = None;
+        spec.pids_limit = None;
+        spec.memory_bytes = None;
+        spec.cpus_milli = None;
         for b in spec.binds.iter_mut().filter(|b| b.is_host_path()) {
             b.src = resolve_path(&b.src)?.display().to_string();
         }
@@ -384,6 +443,8 @@ pub fn apply_to_spec(
     }
     spec.run_as = (!policy.root_in_container).then(|| caller.run_as());
     spec.pids_limit = Some(MEMBER_PIDS_LIMIT);
+    spec.memory_bytes = policy.memory_bytes;
+    spec.cpus_milli = policy.cpus_milli;
     if spec.ports.len() > MEMBER_MAX_PORTS {
         return Err(CoreError::InvalidInput {
             what: "ports".into(),
@@ -543,6 +604,9 @@ mod tests {
             max_gpus: None,
             bind_roots: vec![root.join("home").display().to_string()],
             root_in_container: false,
+            max_volume_bytes: None,
+            memory_bytes: None,
+            cpus_milli: None,
         };
         let mut ok = Bind::parse(&format!("{}/home/x:/x", root.display())).unwrap();
         check_member_bind(&mut ok, &pol, &[]).unwrap();
@@ -671,6 +735,9 @@ mod tests {
             max_gpus: Some(2),
             bind_roots: vec![],
             root_in_container: false,
+            max_volume_bytes: None,
+            memory_bytes: None,
+            cpus_milli: None,
         };
         assert!(check_gpu_limit(&pol, 1, 1).is_ok());
         let e = check_gpu_limit(&pol, 1, 2).unwrap_err().to_string();

@@ -28,13 +28,16 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRow> {
         max_gpus: r.get(1)?,
         bind_roots: roots.and_then(|s| serde_json::from_str(&s).ok()),
         root_in_container: r.get::<_, Option<i64>>(3)?.map(|v| v != 0),
+        max_volume_bytes: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+        memory_bytes: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+        cpus_milli: r.get(6)?,
     })
 }
 
 impl Store {
     pub fn policy_rows(&self) -> Result<Vec<PolicyRow>> {
         let mut q = self.conn.prepare(
-            "SELECT user, max_gpus, bind_roots, root_in_container FROM policy ORDER BY user = '*' DESC, user",
+            "SELECT user, max_gpus, bind_roots, root_in_container, max_volume_bytes, memory_bytes, cpus_milli FROM policy ORDER BY user = '*' DESC, user",
         )?;
         let v = q.query_map([], row)?.collect::<rusqlite::Result<_>>()?;
         Ok(v)
@@ -44,7 +47,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT user, max_gpus, bind_roots, root_in_container FROM policy WHERE user = ?1",
+                "SELECT user, max_gpus, bind_roots, root_in_container, max_volume_bytes, memory_bytes, cpus_milli FROM policy WHERE user = ?1",
                 [user],
                 row,
             )
@@ -54,16 +57,22 @@ impl Store {
     /// Replaces the row of `r.user` (validated by the caller).
     pub fn policy_put(&mut self, r: &PolicyRow) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO policy (user, max_gpus, bind_roots, root_in_container) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO policy (user, max_gpus, bind_roots, root_in_container, max_volume_bytes, memory_bytes, cpus_milli)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(user) DO UPDATE SET max_gpus = excluded.max_gpus,
-               bind_roots = excluded.bind_roots, root_in_container = excluded.root_in_container",
+               bind_roots = excluded.bind_roots, root_in_container = excluded.root_in_container,
+               max_volume_bytes = excluded.max_volume_bytes, memory_bytes = excluded.memory_bytes,
+               cpus_milli = excluded.cpus_milli",
             params![
                 r.user,
                 r.max_gpus,
                 r.bind_roots
                     .as_ref()
                     .map(|b| serde_json::Value::from(b.clone()).to_string()),
-                r.root_in_container.map(i64::from)
+                r.root_in_container.map(i64::from),
+                r.max_volume_bytes.map(|v| v as i64),
+                r.memory_bytes.map(|v| v as i64),
+                r.cpus_milli
             ],
         )?;
         Ok(())
@@ -138,6 +147,9 @@ mod tests {
             max_gpus: Some(1),
             bind_roots: Some(vec!["/data".into()]),
             root_in_container: Some(false),
+            max_volume_bytes: Some(50_000_000_000),
+            memory_bytes: Some(1 << 30),
+            cpus_milli: Some(2500),
         })?;
         s.policy_put(&PolicyRow {
             user: "*".into(),
@@ -149,6 +161,11 @@ mod tests {
         assert_eq!(
             s.policy_row("alice")?.and_then(|r| r.bind_roots),
             Some(vec!["/data".to_string()])
+        );
+        let a = s.policy_row("alice")?.unwrap_or_default();
+        assert_eq!(
+            (a.max_volume_bytes, a.memory_bytes, a.cpus_milli),
+            (Some(50_000_000_000), Some(1 << 30), Some(2500))
         );
         s.audit_add(1001, "alice", "rs.run", "foo", "ok")?;
         assert_eq!(s.audit_recent(10)?[0].action, "rs.run");

@@ -1326,6 +1326,9 @@ fn admitted_differs(made: &RsSpec, now: &RsSpec) -> Option<String> {
         }
         _ => {}
     }
+    if (made.memory_bytes, made.cpus_milli) != (now.memory_bytes, now.cpus_milli) {
+        return Some("the memory or CPU limit of its owner's containers changed".to_string());
+    }
     for (a, b) in made.binds.iter().zip(&now.binds) {
         if a.src != b.src {
             return Some(format!(

@@ -187,6 +187,14 @@ pub struct RsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub pids_limit: Option<i64>,
+    /// Memory its container may use at most (the owner's policy, for members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub memory_bytes: Option<u64>,
+    /// CPUs its container may use at most, in thousandths (the owner's policy, for members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub cpus_milli: Option<u32>,
 }
 
 impl RsSpec {

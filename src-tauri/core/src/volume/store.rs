@@ -116,6 +116,18 @@ impl Store {
         }))
     }
 
+    /// Bytes the current versions of `owner`'s live volumes hold, `except` one of them.
+    pub fn vol_bytes_of(&self, owner: &str, except: &str) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(vv.size_bytes), 0) FROM volumes v
+             JOIN vol_versions vv ON vv.name = v.name AND vv.version = v.current
+             WHERE v.owner = ?1 AND v.deleted_at IS NULL AND v.name <> ?2",
+            params![owner, except],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     pub fn vol_retire(&mut self, name: &str, version: u32) -> Result<()> {
         self.conn.execute(
             "UPDATE vol_versions SET retired_at = ?3 WHERE name = ?1 AND version = ?2 AND retired_at IS NULL",

@@ -107,11 +107,14 @@ async fn set(
             "maxGpus" => row.max_gpus = None,
             "bindRoots" => row.bind_roots = None,
             "rootInContainer" => row.root_in_container = None,
+            "maxVolumeBytes" => row.max_volume_bytes = None,
+            "memoryBytes" => row.memory_bytes = None,
+            "cpusMilli" => row.cpus_milli = None,
             other => {
                 return Err(CoreError::InvalidInput {
                     what: "policy".into(),
                     reason: format!(
-                        "\"{other}\" is not a field (maxGpus, bindRoots, rootInContainer)"
+                        "\"{other}\" is not a field (maxGpus, bindRoots, rootInContainer, maxVolumeBytes, memoryBytes, cpusMilli)"
                     ),
                 }
                 .into())
@@ -126,6 +129,22 @@ async fn set(
     }
     if u.root_in_container.is_some() {
         row.root_in_container = u.root_in_container;
+    }
+    if let Some(v) = &u.max_volume_size {
+        row.max_volume_bytes = Some(gpudeck_core::volume::parse_size(v)?);
+    }
+    if let Some(v) = &u.memory {
+        row.memory_bytes = Some(gpudeck_core::volume::parse_size(v)?);
+    }
+    if let Some(c) = u.cpus {
+        if !(c > 0.0 && c <= 1024.0) {
+            return Err(CoreError::InvalidInput {
+                what: "policy".into(),
+                reason: format!("--cpus {c}: give more than 0 and at most 1024, e.g. 2 or 0.5"),
+            }
+            .into());
+        }
+        row.cpus_milli = Some((c * 1000.0).round() as u32);
     }
     policy::validate_row(&row)?;
     d.db(|s| s.policy_put(&row))?;
