@@ -57,7 +57,13 @@ fn import_render_launch_and_refusals() {
     assert_eq!(v[0]["revision"], 1);
     let v = json(&fake.cli(&["catalog", "import", &f1, "--json"]));
     assert_eq!(v[0]["revision"], 1, "unchanged: no new revision");
-    let f2 = write(dir.path(), "b.yaml", &entry_yaml(&name, "1.1"));
+    // An edit of the same name and version makes a revision (another version would be an
+    // entry of its own, as UFDL keys images).
+    let f2 = write(
+        dir.path(),
+        "b.yaml",
+        &entry_yaml(&name, "1.0").replace("en: Echo", "en: Echo back"),
+    );
     let v = json(&fake.cli(&["catalog", "import", &f2, "--json"]));
     assert_eq!(v[0]["revision"], 2, "an edit makes a revision");
 
@@ -284,6 +290,55 @@ fn ufdls_migration_files_import_without_a_format() {
     );
     let listed = json(&fake.cli(&["catalog", "ls", "--filter", &filter, "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // UFDL keys an image by name and version: three versions of one name stay three entries,
+    // and the filters see them all.
+    let three: Vec<String> = ["0.23.1", "0.25.0", "0.9"]
+        .iter()
+        .map(|v| text.replace("\"0.25.0\", \"url\"", &format!("\"{v}\", \"url\"")))
+        .collect();
+    let f3 = write(dir.path(), "three.json", &format!("[{}]", three.join(",")));
+    let v = json(&fake.cli(&["catalog", "import", &f3, "--json"]));
+    assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
+    let by_name = format!(r#"{{"expressions":[{{"type":"exact","field":"name","value":"{n}"}}]}}"#);
+    let listed = json(&fake.cli(&["catalog", "ls", "--filter", &by_name, "--json"]));
+    let mut versions: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["record"]["entry"]["version"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, vec!["0.23.1", "0.25.0", "0.9"], "{listed}");
+    let newer = format!(
+        r#"{{"expressions":[{{"type":"exact","field":"name","value":"{n}"}},{{"type":"compare","field":"version","operator":">","value":"0.20"}}]}}"#
+    );
+    let listed = json(&fake.cli(&["catalog", "ls", "--filter", &newer, "--json"]));
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "versions compare as numbers: {listed}"
+    );
+    let one = json(&fake.cli(&["catalog", "show", &format!("{n}@0.9"), "--json"]));
+    assert_eq!(one["record"]["entry"]["version"], "0.9");
+    let newest = json(&fake.cli(&["catalog", "show", &n, "--json"]));
+    assert_eq!(
+        newest["record"]["entry"]["version"], "0.25.0",
+        "a bare name is its newest"
+    );
+    let e = err(&fake.cli(&["catalog", "rm", &n]));
+    assert!(e.contains("has the versions 0.9, 0.23.1, 0.25.0"), "{e}");
+    assert!(fake
+        .cli(&["catalog", "rm", &format!("{n}@0.9")])
+        .status
+        .success());
+    let listed = json(&fake.cli(&["catalog", "ls", "--filter", &by_name, "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
 
     let odd = write(dir.path(), "odd.json", r#"{"title": "not an image"}"#);
     let e = err(&fake.cli(&["catalog", "import", &odd]));

@@ -174,6 +174,11 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE policy ADD COLUMN max_volume_bytes INTEGER;
     ALTER TABLE policy ADD COLUMN memory_bytes INTEGER;
     ALTER TABLE policy ADD COLUMN cpus_milli INTEGER;",
+    // 14: catalog entries are keyed by name and version (as UFDL keys an image), each version
+    // with its own revisions; the version is read out of each stored revision.
+    "ALTER TABLE catalog_entries ADD COLUMN version TEXT NOT NULL DEFAULT '';
+    UPDATE catalog_entries SET version = COALESCE(json_extract(doc, '$.version'), '');
+    CREATE INDEX catalog_by_version ON catalog_entries(name, version, revision);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -11,6 +11,9 @@ import { ConfirmButton } from "../components/Confirm";
 import { ErrorBox } from "../components/ErrorBox";
 import { initialValues, key, pick, problems, toSend } from "../catalog";
 
+/** An entry's key for the service: its name and version (UFDL keys an image by both). */
+const entryKey = (e: { name: string; version: string }) => `${e.name}@${e.version}`;
+
 const IDLE: Outcome = { busy: null, done: null, error: null };
 
 export function CatalogPage() {
@@ -35,7 +38,7 @@ export function CatalogPage() {
     void api.whoami().then(setMe).catch(() => undefined);
   }, []);
   useEffect(refresh, [refresh]);
-  const current = list?.find((i) => i.record.entry.name === selected) ?? null;
+  const current = list?.find((i) => entryKey(i.record.entry) === selected) ?? null;
   const admin = me?.role === "admin";
   return (
     <section className="page" aria-labelledby="cat-title">
@@ -66,7 +69,7 @@ export function CatalogPage() {
             {list.map((i) => {
               const e = i.record.entry;
               return (
-                <tr key={e.name} className={e.name === selected ? "selected" : undefined} tabIndex={0} data-testid={`cat-row-${e.name}`} onClick={() => setSelected(e.name)} onKeyDown={(ev) => ev.key === "Enter" && setSelected(e.name)}>
+                <tr key={entryKey(e)} className={entryKey(e) === selected ? "selected" : undefined} tabIndex={0} data-testid={`cat-row-${e.name}`} onClick={() => setSelected(entryKey(e))} onKeyDown={(ev) => ev.key === "Enter" && setSelected(entryKey(e))}>
                   <td>
                     <strong>{pick(e.displayName, lang, e.name)}</strong>
                     <div className="small muted">
@@ -214,7 +217,7 @@ function LaunchForm({ item, admin, onRemoved }: { item: CatalogItem; admin: bool
       return;
     }
     const h = setTimeout(() => {
-      api.catalogRender(e.name, toSend(values)).then((r) => {
+      api.catalogRender(entryKey(e), toSend(values)).then((r) => {
         setPreview(r);
         setPreviewError(null);
       }).catch((err) => {
@@ -223,13 +226,13 @@ function LaunchForm({ item, admin, onRemoved }: { item: CatalogItem; admin: bool
       });
     }, 150);
     return () => clearTimeout(h);
-  }, [e.name, JSON.stringify(values), found.length]);
+  }, [entryKey(e), JSON.stringify(values), found.length]);
   const launch = async (ev: FormEvent) => {
     ev.preventDefault();
     if (found.length || !rsName.trim()) return;
     setOutcome({ busy: () => t("cat.launching", { name: rsName }), done: null, error: null });
     try {
-      const info = await api.catalogLaunch(e.name, rsName.trim(), Number(gpus), toSend(values));
+      const info = await api.catalogLaunch(entryKey(e), rsName.trim(), Number(gpus), toSend(values));
       setOutcome({ busy: null, done: () => t("cat.launched", { container: info.container }), error: null });
     } catch (err) {
       setOutcome({ busy: null, done: null, error: toErrorPayload(err) });
@@ -285,7 +288,7 @@ function LaunchForm({ item, admin, onRemoved }: { item: CatalogItem; admin: bool
           <button type="submit" className="primary" disabled={found.length > 0 || !rsName.trim() || outcome.busy !== null} data-testid="cat-launch">
             {t("cat.launch")}
           </button>
-          {admin && <ConfirmButton label={t("cat.remove")} question={t("cat.confirmRemove", { name: e.name })} danger testid="cat-remove" onConfirm={() => void api.catalogRemove(e.name).then(onRemoved).catch((err) => setOutcome({ busy: null, done: null, error: toErrorPayload(err) }))} />}
+          {admin && <ConfirmButton label={t("cat.remove")} question={t("cat.confirmRemove", { name: e.version ? `${e.name} ${e.version}` : e.name })} danger testid="cat-remove" onConfirm={() => void api.catalogRemove(entryKey(e)).then(onRemoved).catch((err) => setOutcome({ busy: null, done: null, error: toErrorPayload(err) }))} />}
         </div>
         <OperationStatus outcome={outcome} onDismiss={() => setOutcome(IDLE)} />
       </form>

@@ -148,13 +148,15 @@ async fn export(
     c.require_member()?;
     let all = d.db(|s| s.catalog_all())?;
     let mut entries = Vec::new();
+    // A name is every version of it; NAME@VERSION one.
+    let named = |e: &entry::Entry, n: &str| n == e.name || n == format!("{}@{}", e.name, e.version);
     for rec in all.into_iter().filter(|r| r.deleted_at.is_none()) {
-        if r.names.is_empty() || r.names.contains(&rec.entry.name) {
+        if r.names.is_empty() || r.names.iter().any(|n| named(&rec.entry, n)) {
             entries.push(rec.entry);
         }
     }
     for n in &r.names {
-        if !entries.iter().any(|e| &e.name == n) {
+        if !entries.iter().any(|e| named(e, n)) {
             return Err(not_found(n).into());
         }
     }
@@ -167,8 +169,21 @@ async fn export(
 
 async fn remove(State(d): St, Extension(c): Who, Path(name): Path<String>) -> Api<()> {
     c.require_admin("change the catalog")?;
-    get_live(&d, &name)?;
-    let launched = d.db(|s| s.catalog_launches_of(&name))?;
+    let rec = get_live(&d, &name)?;
+    let (entry, version) = (rec.entry.name.clone(), rec.entry.version.clone());
+    // A bare name of several versions says which: a delete never picks one by itself.
+    let versions = d.db(|s| s.catalog_versions(&entry))?;
+    if name == entry && versions.len() > 1 {
+        return Err(CoreError::InvalidInput {
+            what: format!("catalog entry \"{name}\""),
+            reason: format!(
+                "it has the versions {}: name the one to delete as {entry}@VERSION",
+                versions.join(", ")
+            ),
+        }
+        .into());
+    }
+    let launched = d.db(|s| s.catalog_launches_of(&entry, &version))?;
     let existing: Vec<String> = d.db(|s| s.rs_names())?;
     let live: Vec<String> = launched
         .into_iter()
@@ -184,7 +199,7 @@ async fn remove(State(d): St, Extension(c): Who, Path(name): Path<String>) -> Ap
         }
         .into());
     }
-    d.db(|s| s.catalog_delete(&name))?;
+    d.db(|s| s.catalog_delete(&entry, &version))?;
     Ok(Json(()))
 }
 
@@ -257,6 +272,13 @@ async fn launch(
         .db(|s| s.rs_versions(&r.replicaset))?
         .first()
         .and_then(|v| v.image_id.clone());
-    d.db(|s| s.catalog_launch_add(&r.replicaset, &name, rec.revision, image_id.as_deref()))?;
+    d.db(|s| {
+        s.catalog_launch_add(
+            &r.replicaset,
+            &rec.entry.name,
+            rec.revision,
+            image_id.as_deref(),
+        )
+    })?;
     Ok(Json(info))
 }
