@@ -1705,3 +1705,47 @@ async fn the_layer_way_checks_for_room_before_stopping_anything() {
         );
     }
 }
+
+/// An operation that fails and whose undo fails too (a fault: out of file descriptors, the
+/// engine gone a moment) is settled by the running service, with no restart: its replicaSet is
+/// back as it was, one container, running.
+#[test]
+fn a_failure_whose_undo_failed_too_settles_without_a_restart() {
+    let rig = Rig::new(2);
+    for step in ["stopped_old", "created"] {
+        let rs = name("ab");
+        rig.fake.start_service_with(&[]);
+        rig.run_rs(&rs, &["--gpus", "1"]);
+        rig.sh(&rs, "echo precious > /precious");
+        rig.fake.start_service_with(&[
+            ("GPUDECK_FAIL_AT", &format!("{step},undo")),
+            ("GPUDECK_SETTLE_EVERY_MS", "300"),
+        ]);
+        let out = rig
+            .fake
+            .cli_command(&["rs", "restart", &rs])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{step}: the restart should fail");
+        let t0 = std::time::Instant::now();
+        let info = loop {
+            let info = rig.ok(&["rs", "info", &rs]);
+            if info["status"] == "running" && containers_of(&rs) == 1 {
+                break info;
+            }
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(15),
+                "{step}: not settled: {info}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert_eq!(info["version"], 1, "{step}: {info}");
+        assert_eq!(
+            rig.sh(&rs, "cat /precious")["stdout"],
+            "precious\n",
+            "{step}"
+        );
+        rig.ok(&["rs", "rm", &rs]);
+    }
+    rig.fake.start_service_with(&[]);
+}

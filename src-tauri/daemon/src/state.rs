@@ -37,6 +37,15 @@ impl Locks {
         };
         m.lock_owned().await
     }
+
+    /// The lock of `key` if no one holds it now.
+    pub fn try_lock(&self, key: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let m = {
+            let mut g = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            g.entry(key.to_string()).or_default().clone()
+        };
+        m.try_lock_owned().ok()
+    }
 }
 
 struct SettingsCache {
@@ -297,6 +306,36 @@ impl Daemon {
             .collect()
     }
 
+    /// Settles, while the service runs, what an operation left unfinished when its own undo
+    /// failed too (a fault: out of file descriptors, the engine gone for a moment): the journal
+    /// rows of replicaSets whose lock no one holds, so no operation of theirs is under way (every
+    /// journaled operation holds its replicaSet's lock from before its row begins until it is
+    /// finished). Runs every `GPUDECK_SETTLE_EVERY_MS` (30 s) after the start's recovery.
+    pub async fn settle_abandoned(&self) -> Result<usize> {
+        let _ready = self.ready().await?;
+        let open = self.db(|s| s.journal_open_ours_too())?;
+        let mut held = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for o in open.iter().filter(|o| !o.kind.starts_with("vol-")) {
+            if names.contains(&o.subject) {
+                continue;
+            }
+            if let Some(g) = self.locks.try_lock(&format!("rs:{}", o.subject)) {
+                held.push(g);
+                names.insert(o.subject.clone());
+            }
+        }
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let docker = self.docker().await?;
+        let settings = self.settings();
+        let rs = self.replicasets(&docker, &settings, self.gpus_now());
+        let n = rs.recover_where(&|n| names.contains(n)).await?;
+        tracing::warn!("settled {n} operation(s) a failure had left unfinished");
+        Ok(n)
+    }
+
     /// Trees no member may bind from: Docker's data root and GPU Deck's own.
     pub async fn data_roots(&self, docker: &DockerAdapter) -> Vec<PathBuf> {
         let mut v = vec![self.data.path().to_path_buf()];
@@ -334,6 +373,20 @@ impl Daemon {
             Err(e) => tracing::error!("recovery failed: {e}"),
         }
         drop(all);
+        // From now on, what a failure leaves unfinished settles without a restart.
+        let every = std::env::var("GPUDECK_SETTLE_EVERY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30_000u64);
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(every)).await;
+                if let Err(e) = me.settle_abandoned().await {
+                    tracing::warn!("settling what a failure left unfinished: {e}");
+                }
+            }
+        });
     }
 }
 

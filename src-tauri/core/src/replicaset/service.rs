@@ -231,7 +231,7 @@ impl<'a> ReplicaSets<'a> {
     fn step(&self, id: i64, step: &str) -> Result<()> {
         self.db(|s| s.journal_step(id, step))?;
         crash_point(step);
-        Ok(())
+        crate::fail_point(step)
     }
 
     fn current(&self, name: &str) -> Result<(u32, bool, VersionRecord)> {
@@ -987,6 +987,7 @@ impl<'a> ReplicaSets<'a> {
                 self.info(name).await
             }
             Err(e) => {
+                crate::fail_point("undo")?;
                 self.undo(name, &payload).await?;
                 self.db(|s| s.journal_finish(id, "undone"))?;
                 Err(e)
@@ -1118,9 +1119,25 @@ impl<'a> ReplicaSets<'a> {
 
     /// Finishes or undoes every operation a crash left open. Returns how many it settled.
     pub async fn recover(&self) -> Result<usize> {
-        // Volume operations settle themselves (`Volumes::recover`).
+        let open = self.db(|s| s.journal_open())?;
+        self.recover_rows(open).await
+    }
+
+    /// `recover`, of the replicaSets `take` names only: while the service runs, those whose
+    /// operation ended without settling its journal row (its undo failed too), whose locks the
+    /// caller holds, so that no operation of theirs is under way.
+    pub async fn recover_where(&self, take: &(dyn Fn(&str) -> bool + Sync)) -> Result<usize> {
         let open: Vec<_> = self
-            .db(|s| s.journal_open())?
+            .db(|s| s.journal_open_ours_too())?
+            .into_iter()
+            .filter(|o| take(&o.subject))
+            .collect();
+        self.recover_rows(open).await
+    }
+
+    async fn recover_rows(&self, open: Vec<crate::store::OpenOperation>) -> Result<usize> {
+        // Volume operations settle themselves (`Volumes::recover`).
+        let open: Vec<_> = open
             .into_iter()
             .filter(|o| !o.kind.starts_with("vol-"))
             .collect();
