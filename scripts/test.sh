@@ -41,7 +41,7 @@ cargo test --workspace --features "$features"
 
 step "load test (loopback only, bounded): connections held and the service's memory and descriptors, printed"
 cargo test --features "$features" --test service -- --exact --nocapture \
-  idle_connections_are_bounded_per_peer_and_timed_out exec_output_is_capped_and_costs_the_service_no_more
+  idle_connections_are_bounded_per_peer_and_timed_out exec_output_is_streamed_or_capped_and_costs_the_service_no_more
 
 step "replicaSets again on a second engine with --storage-driver vfs (no overlay2 anywhere)"
 # Files are carried through the Docker API only; this proves it on a driver with no upper layer.

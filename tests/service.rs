@@ -1049,7 +1049,7 @@ fn idle_connections_are_bounded_per_peer_and_timed_out() {
 /// `exec` of a command that prints 200 MB: the service keeps the first 8 MiB, says how much
 /// there was, and its memory does not grow by the output.
 #[test]
-fn exec_output_is_capped_and_costs_the_service_no_more() {
+fn exec_output_is_streamed_or_capped_and_costs_the_service_no_more() {
     let lab = Lab::new(0);
     let rs = name("ex");
     lab.run("alice", &rs, &[]);
@@ -1077,6 +1077,8 @@ fn exec_output_is_capped_and_costs_the_service_no_more() {
         after < before + 96 * 1024,
         "the service grew from {before} KiB to {after} KiB"
     );
+    // The CLI streams it: every byte reaches her as it is printed, and the service keeps none.
+    let before = rss_kib(pid);
     let plain = lab.as_user(
         "alice",
         &[
@@ -1086,11 +1088,18 @@ fn exec_output_is_capped_and_costs_the_service_no_more() {
             "--",
             "sh",
             "-c",
-            "head -c 9000000 /dev/zero",
+            "head -c 100000000 /dev/zero | tr '\\0' b; echo 中文 >&2; exit 3",
         ],
     );
-    let err = String::from_utf8_lossy(&plain.stderr);
-    assert!(err.contains("only the first 8 MiB"), "{err}");
+    let after = rss_kib(pid);
+    println!(
+        "exec of 100 MB, streamed: the service's memory {before} KiB before, {after} KiB after"
+    );
+    assert_eq!(plain.stdout.len(), 100_000_000, "all of it, streamed");
+    assert!(plain.stdout.iter().all(|b| *b == b'b'));
+    assert_eq!(String::from_utf8_lossy(&plain.stderr), "中文\n");
+    assert_eq!(plain.status.code(), Some(3), "its exit code");
+    assert!(after < before + 64 * 1024, "{before} KiB → {after} KiB");
     lab.ok("alice", &["rs", "rm", &rs]);
 }
 

@@ -289,6 +289,48 @@ impl Client {
         )
         .await
     }
+    /// `rs_exec`, streamed: each piece as the command prints it, the exit code last.
+    pub async fn rs_exec_stream(
+        &self,
+        name: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<impl Stream<Item = Result<gpudeck_core::docker::ExecFrame>> + Send + Unpin> {
+        let body = serde_json::to_value(ExecRequest {
+            command: command.to_vec(),
+            timeout_s: timeout.as_secs(),
+        })
+        .unwrap_or_default();
+        let resp = self
+            .raw(
+                "POST",
+                &format!("/v1/replicasets/{}/exec-stream", enc(name)),
+                Some(body),
+            )
+            .await?;
+        let body = resp.into_body().into_data_stream();
+        Ok(Box::pin(futures_util::stream::unfold(
+            (body, Vec::<u8>::new()),
+            |(mut body, mut buf)| async move {
+                loop {
+                    if let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=end).collect();
+                        let frame = serde_json::from_slice(&line).map_err(|e| CoreError::Io {
+                            path: "the service's answer".into(),
+                            reason: e.to_string(),
+                        });
+                        return Some((frame, (body, buf)));
+                    }
+                    match body.next().await {
+                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                        Some(Err(e)) => return Some((Err(io_err(e)), (body, buf))),
+                        None => return None,
+                    }
+                }
+            },
+        )))
+    }
+
     /// stop | pause | continue | restart.
     pub async fn rs_action(&self, name: &str, action: &str) -> Result<RsInfo> {
         self.post(

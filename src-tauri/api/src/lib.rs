@@ -476,9 +476,16 @@ pub fn routes() -> Vec<Route> {
         route!(
             "post",
             "/v1/replicasets/{name}/exec",
-            "Runs a command in it.",
+            "Runs a command in it (each stream's first 8 MiB are kept).",
             Some("ExecRequest"),
             "ExecOutput"
+        ),
+        route!(
+            "post",
+            "/v1/replicasets/{name}/exec-stream",
+            "Runs a command in it, streamed as it prints: one JSON ExecFrame a line, the exit code last.",
+            Some("ExecRequest"),
+            "application/x-ndjson"
         ),
         route!(
             "post",

@@ -298,6 +298,16 @@ pub fn scrub_env(container: &[String], image: &[String]) -> Vec<String> {
     out
 }
 
+/// One piece of a streamed `exec` (one JSON line each on the wire).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ExecFrame {
+    Stdout(String),
+    Stderr(String),
+    Exit(i64),
+    Error(String),
+}
+
 /// The most of each stream `exec` keeps.
 pub const EXEC_CAP: usize = 8 << 20;
 
@@ -725,6 +735,72 @@ impl DockerAdapter {
                 reason: format!("the command did not finish within {} s", timeout.as_secs()),
             }),
         }
+    }
+
+    /// Starts `cmd` in container `id` and streams what it prints as it comes (nothing is kept):
+    /// `ExecFrame`s, the exit code last. `timeout` ends the stream with an error frame.
+    pub async fn exec_stream(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<tokio::sync::mpsc::Receiver<ExecFrame>> {
+        use bollard::container::LogOutput;
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let StartExecResults::Attached { mut output, .. } =
+            self.docker.start_exec(&exec.id, None).await?
+        else {
+            return Err(CoreError::Docker(
+                "the engine did not attach to the command".into(),
+            ));
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<ExecFrame>(16);
+        let docker = self.docker.clone();
+        tokio::spawn(async move {
+            let run = async {
+                let (mut out, mut err) = (Utf8Joiner::default(), Utf8Joiner::default());
+                while let Some(chunk) = output.next().await {
+                    let frame = match chunk {
+                        Ok(LogOutput::StdOut { message }) => ExecFrame::Stdout(out.push(&message)),
+                        Ok(LogOutput::StdErr { message }) => ExecFrame::Stderr(err.push(&message)),
+                        Ok(_) => continue,
+                        Err(e) => ExecFrame::Error(e.to_string()),
+                    };
+                    // A caller that went away ends the stream (the command runs on).
+                    if tx.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                let code = docker
+                    .inspect_exec(&exec.id)
+                    .await
+                    .ok()
+                    .and_then(|i| i.exit_code)
+                    .unwrap_or(-1);
+                let _ = tx.send(ExecFrame::Exit(code)).await;
+            };
+            if tokio::time::timeout(timeout, run).await.is_err() {
+                let _ = tx
+                    .send(ExecFrame::Error(format!(
+                        "the command did not finish within {} s",
+                        timeout.as_secs()
+                    )))
+                    .await;
+            }
+        });
+        Ok(rx)
     }
 
     /// Local images by tag (`repo:tag`), for the image picker.

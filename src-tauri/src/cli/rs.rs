@@ -310,25 +310,41 @@ pub(super) async fn run(client: &Client, cmd: RsCmd, json: bool) -> Result<i32> 
             timeout,
             command,
         } => {
-            let out = client
-                .rs_exec(&name, &command, Duration::from_secs(timeout))
-                .await?;
             if json {
+                let out = client
+                    .rs_exec(&name, &command, Duration::from_secs(timeout))
+                    .await?;
                 print_json(&out)?;
-                Ok(0)
-            } else {
-                print!("{}", out.stdout);
-                eprint!("{}", out.stderr);
-                if out.truncated {
-                    eprintln!(
-                        "gpudeck: the command printed {} bytes of output and {} of errors; only the first {} MiB of each are kept: write more to a file in the container, or read `gpudeck rs logs`",
-                        out.stdout_bytes,
-                        out.stderr_bytes,
-                        gpudeck_core::docker::EXEC_CAP >> 20
-                    );
-                }
-                Ok(out.exit_code as i32)
+                return Ok(0);
             }
+            // As it prints: nothing is kept, in the service or here.
+            use futures_util::StreamExt;
+            use gpudeck_core::docker::ExecFrame;
+            use std::io::Write;
+            let mut frames = client
+                .rs_exec_stream(&name, &command, Duration::from_secs(timeout))
+                .await?;
+            let mut code = -1;
+            while let Some(f) = frames.next().await {
+                match f? {
+                    ExecFrame::Stdout(t) => {
+                        let mut o = std::io::stdout().lock();
+                        let _ = o.write_all(t.as_bytes());
+                        let _ = o.flush();
+                    }
+                    ExecFrame::Stderr(t) => {
+                        let _ = std::io::stderr().write_all(t.as_bytes());
+                    }
+                    ExecFrame::Exit(c) => code = c,
+                    ExecFrame::Error(e) => {
+                        return Err(CoreError::InvalidInput {
+                            what: "exec".into(),
+                            reason: e,
+                        })
+                    }
+                }
+            }
+            Ok(code as i32)
         }
         RsCmd::Logs { name, follow } => {
             use futures_util::StreamExt;

@@ -1271,6 +1271,23 @@ impl<'a> ReplicaSets<'a> {
     }
 
     pub async fn exec(&self, name: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput> {
+        let id = self.exec_target(name, cmd).await?;
+        self.env.docker.exec(&id, cmd, timeout).await
+    }
+
+    /// `exec`, streamed as it prints (`DockerAdapter::exec_stream`): nothing is kept.
+    pub async fn exec_stream(
+        &self,
+        name: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<tokio::sync::mpsc::Receiver<crate::docker::ExecFrame>> {
+        let id = self.exec_target(name, cmd).await?;
+        self.env.docker.exec_stream(&id, cmd, timeout).await
+    }
+
+    /// The running container a command goes into.
+    async fn exec_target(&self, name: &str, cmd: &[String]) -> Result<String> {
         if cmd.is_empty() {
             return Err(CoreError::InvalidInput {
                 what: "command".into(),
@@ -1279,7 +1296,7 @@ impl<'a> ReplicaSets<'a> {
         }
         let (cur, stopped, _) = self.current(name)?;
         match self.status_of(name, cur, stopped).await? {
-            (RsStatus::Running, Some(c)) => self.env.docker.exec(&c.id, cmd, timeout).await,
+            (RsStatus::Running, Some(c)) => Ok(c.id),
             (other, _) => Err(self.state_error(name, other, "exec needs it running")),
         }
     }

@@ -37,6 +37,7 @@ pub fn routes() -> Router<D> {
         .route("/v1/replicasets/{name}/commit", post(commit))
         .route("/v1/replicasets/{name}/commit-push", post(commit_push))
         .route("/v1/replicasets/{name}/exec", post(exec))
+        .route("/v1/replicasets/{name}/exec-stream", post(exec_stream))
         .route("/v1/replicasets/{name}/{action}", post(action))
         .route("/v1/replicasets/{name}/logs", get(logs))
         .route("/v1/replicasets/{name}/terminal", get(terminal))
@@ -300,6 +301,30 @@ async fn exec(
     owned(&c, &svc, &name, "run commands in").await?;
     let timeout = Duration::from_secs(r.timeout_s.clamp(1, 3600));
     Ok(Json(svc.exec(&name, &r.command, timeout).await?))
+}
+
+/// `exec`, streamed: one JSON line per `ExecFrame` as the command prints, the exit code last.
+async fn exec_stream(
+    State(d): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+    Json(r): Json<ExecRequest>,
+) -> Result<Response, ApiError> {
+    let cx = ctx(&d).await?;
+    let svc = cx.svc(&d, false);
+    owned(&c, &svc, &name, "run commands in").await?;
+    let timeout = Duration::from_secs(r.timeout_s.clamp(1, 3600));
+    let rx = svc.exec_stream(&name, &r.command, timeout).await?;
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|f| {
+        let mut line = serde_json::to_vec(&f).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line))
+    });
+    Ok((
+        [("content-type", "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// stop | pause | continue | restart.
