@@ -673,23 +673,29 @@ impl DockerAdapter {
         Ok(out)
     }
 
-    /// Runs `cmd` in the container; exit code, stdout and stderr apart. Past `timeout` the wait is
-    /// abandoned with an error.
-    pub async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput> {
-        use bollard::container::LogOutput;
-        use bollard::exec::{CreateExecOptions, StartExecResults};
-        let exec = self
+    /// A command made ready in container `id`, stdout and stderr attached (not started).
+    async fn create_exec_attached(&self, id: &str, cmd: &[String]) -> Result<String> {
+        Ok(self
             .docker
             .create_exec(
                 id,
-                CreateExecOptions {
+                bollard::exec::CreateExecOptions {
                     cmd: Some(cmd.to_vec()),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     ..Default::default()
                 },
             )
-            .await?;
+            .await?
+            .id)
+    }
+
+    /// Runs `cmd` in the container; exit code, stdout and stderr apart. Past `timeout` the wait is
+    /// abandoned with an error.
+    pub async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput> {
+        use bollard::container::LogOutput;
+        use bollard::exec::StartExecResults;
+        let exec = self.create_exec_attached(id, cmd).await?;
         let run = async {
             let mut out = ExecOutput {
                 exit_code: -1,
@@ -700,7 +706,7 @@ impl DockerAdapter {
                 truncated: false,
             };
             if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&exec.id, None).await?
+                self.docker.start_exec(&exec, None).await?
             {
                 while let Some(chunk) = output.next().await {
                     match chunk? {
@@ -722,7 +728,7 @@ impl DockerAdapter {
             }
             out.exit_code = self
                 .docker
-                .inspect_exec(&exec.id)
+                .inspect_exec(&exec)
                 .await?
                 .exit_code
                 .unwrap_or(-1);
@@ -746,21 +752,10 @@ impl DockerAdapter {
         timeout: Duration,
     ) -> Result<tokio::sync::mpsc::Receiver<ExecFrame>> {
         use bollard::container::LogOutput;
-        use bollard::exec::{CreateExecOptions, StartExecResults};
-        let exec = self
-            .docker
-            .create_exec(
-                id,
-                CreateExecOptions {
-                    cmd: Some(cmd.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        use bollard::exec::StartExecResults;
+        let exec = self.create_exec_attached(id, cmd).await?;
         let StartExecResults::Attached { mut output, .. } =
-            self.docker.start_exec(&exec.id, None).await?
+            self.docker.start_exec(&exec, None).await?
         else {
             return Err(CoreError::Docker(
                 "the engine did not attach to the command".into(),
@@ -784,7 +779,7 @@ impl DockerAdapter {
                     }
                 }
                 let code = docker
-                    .inspect_exec(&exec.id)
+                    .inspect_exec(&exec)
                     .await
                     .ok()
                     .and_then(|i| i.exit_code)

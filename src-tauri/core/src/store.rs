@@ -561,7 +561,8 @@ impl Store {
         self.journal_update(id, outcome, true)
     }
 
-    pub fn journal_open(&self) -> Result<Vec<OpenOperation>> {
+    /// Every unfinished row, whoever runs it.
+    fn journal_unfinished(&self) -> Result<Vec<OpenOperation>> {
         let mut q = self.conn.prepare("SELECT id, kind, subject, step, payload FROM journal WHERE finished_at IS NULL ORDER BY id")?;
         let v = q
             .query_map([], |r| {
@@ -574,27 +575,25 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<Vec<OpenOperation>>>()?;
+        Ok(v)
+    }
+
+    pub fn journal_open(&self) -> Result<Vec<OpenOperation>> {
         // Another process at work on it right now is not a crash.
-        Ok(v.into_iter().filter(|o| !owner_alive(&o.payload)).collect())
+        Ok(self
+            .journal_unfinished()?
+            .into_iter()
+            .filter(|o| !owner_alive(&o.payload))
+            .collect())
     }
 
     /// `journal_open`, with this process's own unfinished rows too (the service settling, while
     /// it runs, what one of its operations left: the caller makes sure none is under way).
     pub fn journal_open_ours_too(&self) -> Result<Vec<OpenOperation>> {
         let me = u64::from(std::process::id());
-        let mut q = self.conn.prepare("SELECT id, kind, subject, step, payload FROM journal WHERE finished_at IS NULL ORDER BY id")?;
-        let v = q
-            .query_map([], |r| {
-                Ok(OpenOperation {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    subject: r.get(2)?,
-                    step: r.get(3)?,
-                    payload: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<OpenOperation>>>()?;
-        Ok(v.into_iter()
+        Ok(self
+            .journal_unfinished()?
+            .into_iter()
             .filter(|o| o.payload["_owner"]["pid"].as_u64() == Some(me) || !owner_alive(&o.payload))
             .collect())
     }

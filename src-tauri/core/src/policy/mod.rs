@@ -179,28 +179,23 @@ pub fn effective(
     own: Option<&PolicyRow>,
     default: Option<&PolicyRow>,
 ) -> Effective {
+    // The user's own row, else the default row.
+    fn pick<T>(
+        own: Option<&PolicyRow>,
+        default: Option<&PolicyRow>,
+        f: impl Fn(&PolicyRow) -> Option<T>,
+    ) -> Option<T> {
+        own.and_then(&f).or_else(|| default.and_then(&f))
+    }
     Effective {
         user: user.to_string(),
-        max_gpus: own
-            .and_then(|r| r.max_gpus)
-            .or_else(|| default.and_then(|r| r.max_gpus)),
-        bind_roots: own
-            .and_then(|r| r.bind_roots.clone())
-            .or_else(|| default.and_then(|r| r.bind_roots.clone()))
+        max_gpus: pick(own, default, |r| r.max_gpus),
+        bind_roots: pick(own, default, |r| r.bind_roots.clone())
             .unwrap_or_else(|| vec![home.to_string()]),
-        root_in_container: own
-            .and_then(|r| r.root_in_container)
-            .or_else(|| default.and_then(|r| r.root_in_container))
-            .unwrap_or(false),
-        max_volume_bytes: own
-            .and_then(|r| r.max_volume_bytes)
-            .or_else(|| default.and_then(|r| r.max_volume_bytes)),
-        memory_bytes: own
-            .and_then(|r| r.memory_bytes)
-            .or_else(|| default.and_then(|r| r.memory_bytes)),
-        cpus_milli: own
-            .and_then(|r| r.cpus_milli)
-            .or_else(|| default.and_then(|r| r.cpus_milli)),
+        root_in_container: pick(own, default, |r| r.root_in_container).unwrap_or(false),
+        max_volume_bytes: pick(own, default, |r| r.max_volume_bytes),
+        memory_bytes: pick(own, default, |r| r.memory_bytes),
+        cpus_milli: pick(own, default, |r| r.cpus_milli),
     }
 }
 
