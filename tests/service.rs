@@ -873,12 +873,211 @@ fn a_bind_swapped_for_a_symlink_is_checked_again_at_every_start() {
     std::os::unix::fs::symlink(&other, &mine).unwrap();
     let err = lab.refused("alice", &["rs", "continue", &rs]);
     assert!(err.contains("now leads to"), "{err}");
+    std::fs::write(other.join("which"), "other").unwrap();
     lab.ok("alice", &["rs", "restart", &rs]);
     let (_, _, mounts) = inspect_current(&rs, 2);
-    assert_eq!(mounts.trim(), other.display().to_string());
+    assert!(
+        mounts.trim().starts_with("/run/gpudeck/binds/"),
+        "her bind is mounted from the service's stage: {mounts}"
+    );
+    assert_eq!(read_in(&lab, &rs, "/w/which"), "other");
     lab.ok("alice", &["rs", "rm", &rs]);
     let _ = std::fs::remove_file(&mine);
     let _ = std::fs::remove_dir_all(&other);
+    let _ = std::fs::remove_dir_all(&bobs);
+}
+
+/// What `cat FILE` prints in alice's replicaSet `rs`.
+fn read_in(lab: &Lab, rs: &str, file: &str) -> String {
+    lab.ok("alice", &["rs", "exec", rs, "--", "cat", file])["stdout"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// `gpudeck ARGS` as alice, with the service held at `point` (a test build's hold point) while
+/// `between` runs: the moment between two of its steps.
+fn held(lab: &Lab, point: &str, args: &[&str], between: &dyn Fn()) -> Output {
+    let hold = lab.fake.dir.path().join("hold");
+    let _ = std::fs::remove_file(&hold);
+    lab.fake.start_service_with(&[
+        ("GPUDECK_HOLD_AT", point),
+        ("GPUDECK_HOLD_FILE", hold.to_str().unwrap()),
+    ]);
+    let out = std::thread::scope(|s| {
+        let h = s.spawn(|| lab.as_user("alice", args));
+        let t0 = std::time::Instant::now();
+        while !hold.exists() && !h.is_finished() {
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "the service never reached {point}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let reached = hold.exists();
+        between();
+        let _ = std::fs::remove_file(&hold);
+        let out = h.join().unwrap();
+        assert!(
+            reached,
+            "{args:?} ended before reaching {point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    });
+    lab.fake.start_service_with(&[]);
+    out
+}
+
+#[test]
+fn a_bind_swapped_between_its_check_and_its_mount_mounts_what_was_checked() {
+    let lab = Lab::new(1);
+    let rs = name("tw");
+    let mine = PathBuf::from(format!("/home/alice/w-{rs}"));
+    let kept = PathBuf::from(format!("/home/alice/w-{rs}.kept"));
+    let bobs = PathBuf::from(format!("/home/bob/secret-{rs}"));
+    for (dir, who) in [(&mine, "alice"), (&bobs, "bob")] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("who"), who).unwrap();
+        std::os::unix::fs::chown(dir, Some(uid(who)), Some(uid(who))).unwrap();
+    }
+    // She swaps her checked folder for a link to bob's, keeping hers aside.
+    let swap = || {
+        std::fs::rename(&mine, &kept).unwrap();
+        std::os::unix::fs::symlink(&bobs, &mine).unwrap();
+    };
+    let unswap = || {
+        std::fs::remove_file(&mine).unwrap();
+        std::fs::rename(&kept, &mine).unwrap();
+    };
+    let bind = format!("{}:/w", mine.display());
+    let mut run = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--bind", &bind];
+    run.extend_from_slice(IDLE);
+    let refused_as_changed = |out: &Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{what} went on with bob's folder in place of hers: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            err.contains("changed after it was checked"),
+            "{what}: {err}"
+        );
+    };
+
+    // Swapped after the check, before the mount: the run is refused, nothing is left.
+    let out = held(&lab, "binds_checked", &run, &swap);
+    refused_as_changed(&out, "run");
+    unswap();
+    assert!(docker_ok(&["ps", "-aq", "--filter", &format!("name=^{rs}-")]).is_empty());
+
+    // Swapped after the mount, before the start: the container has the folder that was checked.
+    let out = held(&lab, "binds_pinned", &run, &swap);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    unswap();
+    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+
+    // The same at a continue after a stop (the engine would mount the path again)...
+    lab.ok("alice", &["rs", "stop", &rs]);
+    let out = held(&lab, "binds_checked", &["rs", "continue", &rs], &swap);
+    refused_as_changed(&out, "continue");
+    unswap();
+    let out = held(&lab, "binds_pinned", &["rs", "continue", &rs], &swap);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    unswap();
+    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+    // ...and at a restart (a new version).
+    let out = held(&lab, "binds_checked", &["rs", "restart", &rs], &swap);
+    refused_as_changed(&out, "restart");
+    unswap();
+    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice", "version 1 runs on");
+    let out = held(&lab, "binds_pinned", &["rs", "restart", &rs], &swap);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    unswap();
+    assert_eq!(
+        docker_ok(&["inspect", "-f", "{{.State.Status}}", &format!("{rs}-2")]),
+        "running"
+    );
+    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+
+    // A reboot clears /run, stages included: the engine alone will not start the container on
+    // an empty stage (a bind source must exist), and a continue mounts her folder again.
+    lab.ok("alice", &["rs", "stop", &rs]);
+    let stage = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Source}}{{end}}",
+        &format!("{rs}-2"),
+    ]);
+    assert!(stage.starts_with("/run/gpudeck/binds/"), "{stage}");
+    assert!(sh("umount", &["-l", &stage]).status.success());
+    std::fs::remove_dir(&stage).unwrap();
+    assert!(!docker(&["start", &format!("{rs}-2")]).status.success());
+    lab.ok("alice", &["rs", "continue", &rs]);
+    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+    // A folder that does not exist is not made by the engine as root in her home: she is told.
+    let err = lab.refused(
+        "alice",
+        &[
+            "rs",
+            "run",
+            &format!("{rs}x"),
+            "--image",
+            TEST_IMAGE,
+            "--bind",
+            &format!("{}/nope:/n", mine.display()),
+            "--",
+            "true",
+        ],
+    );
+    assert!(err.contains("does not exist: make it first"), "{err}");
+    assert!(!mine.join("nope").exists());
+
+    // Her folder is hers again; what the container writes lands there.
+    lab.ok(
+        "alice",
+        &["rs", "exec", &rs, "--", "sh", "-c", "echo hi > /w/made"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("made")).unwrap().trim(),
+        "hi"
+    );
+    // The stages go with the replicaSet; her folder stays whole.
+    let stages = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(stages.contains(&format!("/{rs}-")), "her binds are staged");
+    // A container removed outside GPU Deck: its stages are released when the service starts.
+    docker_ok(&["rm", "-f", &format!("{rs}-2")]);
+    lab.fake.start_service_with(&[]);
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!("/{rs}-2/"))
+    {
+        assert!(t0.elapsed().as_secs() < 30, "the stage of {rs}-2 was left");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    lab.ok("alice", &["rs", "rm", &rs]);
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !after.contains(&format!("/{rs}-")),
+        "no stage of {rs} is left"
+    );
+    assert!(mine.join("who").exists() && mine.join("made").exists());
+    let _ = std::fs::remove_dir_all(&mine);
     let _ = std::fs::remove_dir_all(&bobs);
 }
 

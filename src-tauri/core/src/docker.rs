@@ -340,8 +340,12 @@ pub struct CreateArgs<'a> {
     pub spec: &'a crate::replicaset::RsSpec,
     /// The image id to create it from (the recorded base image, or a version's snapshot).
     pub image: &'a str,
-    /// Named volumes for the image's `VOLUME` paths.
+    /// The spec's binds the engine is given as they are (`SRC:DEST[:ro]`).
+    pub binds: Vec<String>,
+    /// Named volumes for the image's `VOLUME` paths, and the pinned binds' stages.
     pub mounts: Vec<bollard::models::Mount>,
+    /// The `gpudeck.pins` label (`replicaset::pin`; `""`: none, over any an image carries).
+    pub pins: String,
     /// The GPUs' UUIDs, and the requests for them (`gpu::requests::device_requests`).
     pub gpus: &'a [String],
     pub device_requests: Option<Vec<DeviceRequest>>,
@@ -452,6 +456,7 @@ impl DockerAdapter {
         if let Some(owner) = &a.spec.owner {
             labels.insert(crate::replicaset::LABEL_OWNER.to_string(), owner.clone());
         }
+        labels.insert(crate::replicaset::LABEL_PINS.to_string(), a.pins.clone());
         // A member's container runs as the member: their uid, gid and groups, no way to gain
         // privileges (setuid files, file capabilities) and no capabilities at all.
         let run_as = a.spec.run_as.as_ref();
@@ -476,7 +481,7 @@ impl DockerAdapter {
             labels: Some(labels),
             exposed_ports: Some(a.ports.iter().map(|(c, _)| format!("{c}/tcp")).collect()),
             host_config: Some(HostConfig {
-                binds: Some(a.spec.binds.iter().map(|b| b.to_docker()).collect()),
+                binds: Some(a.binds.clone()),
                 port_bindings: Some(bindings),
                 mounts: (!a.mounts.is_empty()).then(|| a.mounts.clone()),
                 device_requests: a.device_requests.clone(),

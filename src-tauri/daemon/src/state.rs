@@ -13,7 +13,7 @@ use gpudeck_core::image::jobs::Jobs;
 use gpudeck_core::image::{Images, Registries};
 use gpudeck_core::paths::{nvml_lib_from_env, DataDir};
 use gpudeck_core::policy::{self, Caller, Effective};
-use gpudeck_core::replicaset::{Admit, Env, ReplicaSets, RsSpec};
+use gpudeck_core::replicaset::{Admission, Admit, Env, ReplicaSets, RsSpec};
 use gpudeck_core::settings::{Settings, STORE_KEY};
 use gpudeck_core::store::Store;
 use gpudeck_core::volume::Volumes;
@@ -364,6 +364,12 @@ impl Daemon {
             let vols = self.volumes(&docker);
             let m = vols.recover(Some(&rs)).await?;
             vols.restore().await?;
+            // Bind stages whose container is gone (removed outside GPU Deck, or a crash between
+            // a stage and its container).
+            let swept = gpudeck_core::replicaset::pin::sweep(&docker, &self.data).await?;
+            if swept > 0 {
+                tracing::info!("released the bind stages of {swept} container(s) that are gone");
+            }
             Ok::<_, CoreError>(n + m)
         }
         .await;
@@ -397,10 +403,10 @@ fn mtime(p: &std::path::Path) -> Option<SystemTime> {
 /// The rules in force for a spec's owner, at every (re)start: the owner's identity and groups as
 /// the system says now, their policy row as the admin set it now.
 impl Admit for Daemon {
-    fn admit(&self, spec: &mut RsSpec) -> Result<Option<u32>> {
+    fn admit(&self, spec: &mut RsSpec) -> Result<Admission> {
         // Made before owners existed: only admins may act on it, as before.
         let Some(owner) = spec.owner.clone() else {
-            return Ok(None);
+            return Ok(Admission::default());
         };
         let caller = crate::identity::caller_named(&owner).ok_or_else(|| {
             CoreError::Forbidden(format!(
@@ -422,6 +428,10 @@ impl Admit for Daemon {
         };
         let vols = |v: &str| self.db(|s| s.vol_ref(v)).ok().flatten();
         policy::apply_to_spec(&caller, &pol, spec, &roots, &vols)?;
-        Ok(pol.max_gpus)
+        Ok(Admission {
+            max_gpus: pol.max_gpus,
+            // A member's host binds are mounted from what was checked (`replicaset::pin`).
+            pin_binds: !caller.is_admin(),
+        })
     }
 }

@@ -32,6 +32,7 @@ use ts_rs::TS;
 use super::archive;
 use super::copy;
 use super::files::{self, image_facts, ImageFacts};
+use super::pin::{self, Pins};
 use super::quiesce;
 use super::spec::{describe_change, validate_name, validate_spec, RsSpec, LABEL_RS};
 use crate::alloc::{host_listening_ports, GpuCandidate};
@@ -62,8 +63,24 @@ pub struct Env<'a> {
 pub trait Admit: Send + Sync {
     /// Makes `spec` what its owner may run now (user, groups and capabilities; host binds
     /// resolved and checked; volume binds of their own GPU Deck volumes), or refuses, changing
-    /// nothing. Returns the owner's GPU limit (`None`: none).
-    fn admit(&self, spec: &mut RsSpec) -> Result<Option<u32>>;
+    /// nothing.
+    fn admit(&self, spec: &mut RsSpec) -> Result<Admission>;
+}
+
+/// What `Admit` says beside the spec it rewrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The owner's GPU limit (`None`: none).
+    pub max_gpus: Option<u32>,
+    /// The owner is a member: their host binds are mounted from what was checked (`pin`).
+    pub pin_binds: bool,
+}
+
+/// The owner's rules for one (re)start: whose GPUs a claim is, their limit, and whether the
+/// binds are pinned.
+struct Admitted {
+    limit: UserLimit,
+    pin: bool,
 }
 
 #[derive(
@@ -297,7 +314,7 @@ impl<'a> ReplicaSets<'a> {
     /// Creates version 1 and starts it.
     pub async fn run(&self, name: &str, mut spec: RsSpec) -> Result<RsInfo> {
         validate_name("replicaSet", name)?;
-        let limit = self.admitted(&mut spec)?;
+        let adm = self.admitted(&mut spec)?;
         validate_spec(&spec, self.env.settings.allow_system_binds)?;
         if self.db(|s| s.rs_current(name))?.is_some()
             || !self.env.docker.containers_of(name).await?.is_empty()
@@ -315,7 +332,7 @@ impl<'a> ReplicaSets<'a> {
         let id = self.db(|s| s.journal_begin("run", name, &payload))?;
         crash_point("run_begun");
         let made = async {
-            let (gpus, ports) = self.claim(name, &spec, &[], &limit).await?;
+            let (gpus, ports) = self.claim(name, &spec, &[], &adm.limit).await?;
             self.step(id, "run_claimed")?;
             let rec = VersionRecord {
                 name: name.into(),
@@ -329,10 +346,10 @@ impl<'a> ReplicaSets<'a> {
                 image_id: Some(image.id.clone()),
                 ..Default::default()
             };
-            let cid = self.create(&rec, &image, &way).await?;
+            let cid = self.create(&rec, &image, &way, adm.pin).await?;
             self.db(|s| s.journal_set(id, "new_id", &cid))?;
             self.step(id, "run_created")?;
-            self.env.docker.start(&cid).await?;
+            self.start_container(&cid, true).await?;
             self.db(|s| s.rs_add_version(&rec, None))?;
             Ok::<_, CoreError>(())
         }
@@ -355,15 +372,15 @@ impl<'a> ReplicaSets<'a> {
     /// only if its labels say it is this replicaSet's version `new`, never another's of that name.
     async fn remove_new(&self, name: &str, new: u32, p: &serde_json::Value) -> Result<()> {
         if let Some(id) = p["new_id"].as_str() {
-            return self.env.docker.remove(id).await;
-        }
-        if let Some(c) = self.env.docker.state(&container_name(name, new)).await? {
+            self.env.docker.remove(id).await?;
+        } else if let Some(c) = self.env.docker.state(&container_name(name, new)).await? {
             let ours = c.labels.get(super::LABEL_RS).map(String::as_str) == Some(name)
                 && c.labels.get(super::LABEL_VERSION) == Some(&new.to_string());
             if ours {
                 self.env.docker.remove(&c.id).await?;
             }
         }
+        Pins::of(self.env.data_dir).release(&container_name(name, new));
         Ok(())
     }
 
@@ -374,6 +391,7 @@ impl<'a> ReplicaSets<'a> {
                 self.env.docker.remove(&c.id).await?;
             }
         }
+        Pins::of(self.env.data_dir).release(&container_name(name, 1));
         self.db(|s| s.release(name))?;
         files::remove_state_volumes(self.env.docker, name).await
     }
@@ -395,6 +413,7 @@ impl<'a> ReplicaSets<'a> {
         rec: &VersionRecord,
         from: &ImageFacts,
         way: &Option<GpuWay>,
+        pin: bool,
     ) -> Result<String> {
         let device_requests = match way {
             Some(w) => requests::device_requests(w, &rec.gpus, &self.env.gpus)?,
@@ -402,7 +421,10 @@ impl<'a> ReplicaSets<'a> {
         };
         let cname = container_name(&rec.name, rec.version);
         let bound: Vec<String> = rec.spec.binds.iter().map(|b| b.dest.clone()).collect();
-        let mounts = files::state_mounts(self.env.docker, &rec.name, &from.volumes, &bound).await?;
+        let mut mounts =
+            files::state_mounts(self.env.docker, &rec.name, &from.volumes, &bound).await?;
+        let planned = Pins::of(self.env.data_dir).plan(&cname, &rec.spec.binds, pin)?;
+        mounts.extend(planned.mounts);
         self.env
             .docker
             .create(&CreateArgs {
@@ -411,7 +433,9 @@ impl<'a> ReplicaSets<'a> {
                 version: rec.version,
                 spec: &rec.spec,
                 image: &from.id,
+                binds: planned.binds,
                 mounts,
+                pins: planned.label,
                 gpus: &rec.gpus,
                 device_requests,
                 ports: &rec.ports,
@@ -423,15 +447,36 @@ impl<'a> ReplicaSets<'a> {
     /// Claims GPUs and host ports for `name`'s next container (keeping `keep` host ports when free).
     /// The owner's rules applied to `spec` (see `Admit`); whose GPUs a claim for it is, and
     /// their limit.
-    fn admitted(&self, spec: &mut RsSpec) -> Result<UserLimit> {
-        let max = match self.env.admit {
+    fn admitted(&self, spec: &mut RsSpec) -> Result<Admitted> {
+        let a = match self.env.admit {
             Some(a) => a.admit(spec)?,
-            None => None,
+            None => Admission::default(),
         };
-        Ok(UserLimit {
-            user: spec.owner.clone(),
-            max,
+        if a.pin_binds {
+            // Before anything is claimed or stopped: each bind can be mounted as checked.
+            pin::check(&spec.binds)?;
+        }
+        crate::hold_point("binds_checked");
+        Ok(Admitted {
+            limit: UserLimit {
+                user: spec.owner.clone(),
+                max: a.max_gpus,
+            },
+            pin: a.pin_binds,
         })
+    }
+
+    /// Starts a container of this service's (`pin::start`: pinned binds mounted afresh, or as
+    /// they were for an undo).
+    async fn start_container(&self, id: &str, fresh: bool) -> Result<()> {
+        pin::start(self.env.docker, self.env.data_dir, id, fresh).await
+    }
+
+    /// Removes container `cname` and its bind stages.
+    async fn remove_container(&self, cname: &str) -> Result<()> {
+        self.env.docker.remove(cname).await?;
+        Pins::of(self.env.data_dir).release(cname);
+        Ok(())
     }
 
     async fn claim(
@@ -514,7 +559,7 @@ impl<'a> ReplicaSets<'a> {
                 // The container starts again as it was made: only if the rules in force now
                 // give the same (the same user and rights, each bind leading where it did).
                 let mut now = rec.spec.clone();
-                let limit = self.admitted(&mut now)?;
+                let limit = self.admitted(&mut now)?.limit;
                 if let Some(what) = admitted_differs(&rec.spec, &now) {
                     return Err(self.state_error(
                         name,
@@ -547,7 +592,7 @@ impl<'a> ReplicaSets<'a> {
                         "some of its host ports are taken now: use restart to get free ones",
                     ));
                 }
-                if let Err(e) = self.env.docker.start(&c.id).await {
+                if let Err(e) = self.start_container(&c.id, true).await {
                     // Nothing runs: what it claimed goes back.
                     self.db(|s| s.release(name))?;
                     return Err(e);
@@ -772,7 +817,7 @@ impl<'a> ReplicaSets<'a> {
         op: &str,
         source: Source,
     ) -> Result<RsInfo> {
-        let limit = self.admitted(&mut spec)?;
+        let adm = self.admitted(&mut spec)?;
         validate_spec(&spec, self.env.settings.allow_system_binds)?;
         let (cur, stopped, old) = self.current(name)?;
         let versions = self.db(|s| s.rs_versions(name))?;
@@ -809,7 +854,7 @@ impl<'a> ReplicaSets<'a> {
                 }
             };
             let (claimed, (quiet, paused)) =
-                tokio::join!(self.claim(name, &spec, &keep, &limit), freeze);
+                tokio::join!(self.claim(name, &spec, &keep, &adm.limit), freeze);
             let (gpus, ports) = claimed?;
             self.step(id, "claimed")?;
             if !quiet {
@@ -909,7 +954,7 @@ impl<'a> ReplicaSets<'a> {
                 image_id: old.image_id.clone(),
                 ..Default::default()
             };
-            let create = self.create(&rec, &from, &way);
+            let create = self.create(&rec, &from, &way, adm.pin);
             let (new_id, killed) = match (&carry, &old_state) {
                 // Frozen: killed while the new container is made (its files are final).
                 (Some(_), Some(c)) if quiet => {
@@ -940,7 +985,7 @@ impl<'a> ReplicaSets<'a> {
                         let from = image_facts(self.env.docker, &snap)
                             .await?
                             .ok_or(CoreError::ImageMissing(snap))?;
-                        new_id = self.create(&rec, &from, &way).await?;
+                        new_id = self.create(&rec, &from, &way, adm.pin).await?;
                         self.db(|s| s.journal_set(id, "new_id", &new_id))?;
                     }
                 }
@@ -960,7 +1005,7 @@ impl<'a> ReplicaSets<'a> {
                 copy::copy_tree(src, std::path::Path::new(&upper)).await?;
                 self.step(id, "copied")?;
             }
-            self.env.docker.start(&new_id).await?;
+            self.start_container(&new_id, true).await?;
             self.step(id, "started")?;
             self.db(|s| {
                 s.rs_add_version(
@@ -1047,10 +1092,10 @@ impl<'a> ReplicaSets<'a> {
                 Err(e) => return Err(e),
             }
             self.step(id, "saved")?;
-            return self.env.docker.remove(&container_name(name, old)).await;
+            return self.remove_container(&container_name(name, old)).await;
         }
         // The old container goes first: a snapshot's size needs only its image.
-        self.env.docker.remove(&container_name(name, old)).await?;
+        self.remove_container(&container_name(name, old)).await?;
         if let Some(v) = versions
             .iter()
             .find(|v| v.version == old && v.snapshot_bytes.is_none())
@@ -1107,7 +1152,7 @@ impl<'a> ReplicaSets<'a> {
                 if c.status == "paused" && !was_paused {
                     self.env.docker.unpause(&c.id).await?;
                 } else if c.status != "running" && c.status != "paused" {
-                    self.env.docker.start(&c.id).await?;
+                    self.start_container(&c.id, false).await?;
                     if was_paused {
                         self.env.docker.pause(&c.id).await?;
                     }
@@ -1248,6 +1293,7 @@ impl<'a> ReplicaSets<'a> {
         for id in containers {
             self.env.docker.remove(&id).await?;
         }
+        Pins::of(self.env.data_dir).release_rs(name);
         // Newest first: each image goes as its tag goes (nothing builds on it any more).
         let mut versions: Vec<u32> = self
             .db(|s| s.rs_versions(name))?

@@ -651,7 +651,7 @@ impl<'a> Volumes<'a> {
             .flatten()
             .filter_map(|c| c.as_str())
         {
-            let _ = self.docker.start(c).await;
+            let _ = crate::replicaset::pin::start(self.docker, self.data_dir, c, false).await;
         }
         Ok(())
     }
