@@ -1029,6 +1029,33 @@ fn a_bind_swapped_between_its_check_and_its_mount_mounts_what_was_checked() {
     assert!(!docker(&["start", &format!("{rs}-2")]).status.success());
     lab.ok("alice", &["rs", "continue", &rs]);
     assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+    // A container an earlier GPU Deck made (the engine given her path, no stages): a continue
+    // would let the engine resolve the path again, so it says to restart.
+    lab.ok("alice", &["rs", "stop", &rs]);
+    let c2 = format!("{rs}-2");
+    let image = docker_ok(&["inspect", "-f", "{{.Image}}", &c2]);
+    docker_ok(&["rm", &c2]);
+    docker_ok(&[
+        "create",
+        "--name",
+        &c2,
+        "--label",
+        &format!("gpudeck.replicaset={rs}"),
+        "--label",
+        "gpudeck.version=2",
+        "--label",
+        "gpudeck.owner=alice",
+        "-v",
+        &format!("{}:/w", mine.display()),
+        &image,
+        "sleep",
+        "100000",
+    ]);
+    let err = lab.refused("alice", &["rs", "continue", &rs]);
+    assert!(err.contains("use restart"), "{err}");
+    lab.ok("alice", &["rs", "restart", &rs]);
+    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+
     // A folder that does not exist is not made by the engine as root in her home: she is told.
     let err = lab.refused(
         "alice",
@@ -1060,14 +1087,15 @@ fn a_bind_swapped_between_its_check_and_its_mount_mounts_what_was_checked() {
     let stages = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(stages.contains(&format!("/{rs}-")), "her binds are staged");
     // A container removed outside GPU Deck: its stages are released when the service starts.
-    docker_ok(&["rm", "-f", &format!("{rs}-2")]);
+    lab.ok("alice", &["rs", "restart", &rs]);
+    docker_ok(&["rm", "-f", &format!("{rs}-4")]);
     lab.fake.start_service_with(&[]);
     let t0 = std::time::Instant::now();
     while std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
-        .contains(&format!("/{rs}-2/"))
+        .contains(&format!("/{rs}-4/"))
     {
-        assert!(t0.elapsed().as_secs() < 30, "the stage of {rs}-2 was left");
+        assert!(t0.elapsed().as_secs() < 30, "the stage of {rs}-4 was left");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     lab.ok("alice", &["rs", "rm", &rs]);

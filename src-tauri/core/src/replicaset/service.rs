@@ -559,7 +559,7 @@ impl<'a> ReplicaSets<'a> {
                 // The container starts again as it was made: only if the rules in force now
                 // give the same (the same user and rights, each bind leading where it did).
                 let mut now = rec.spec.clone();
-                let limit = self.admitted(&mut now)?.limit;
+                let adm = self.admitted(&mut now)?;
                 if let Some(what) = admitted_differs(&rec.spec, &now) {
                     return Err(self.state_error(
                         name,
@@ -567,6 +567,18 @@ impl<'a> ReplicaSets<'a> {
                         &format!("{what} since it was made: use restart, which makes a new version under the rules in force now"),
                     ));
                 }
+                // Made by a GPU Deck that handed the engine a member's paths to resolve again.
+                if adm.pin
+                    && now.binds.iter().any(|b| b.is_host_path())
+                    && !c.labels.contains_key(pin::LABEL_PINS)
+                {
+                    return Err(self.state_error(
+                        name,
+                        status,
+                        "it was made before GPU Deck mounted members' folders from what it checked: use restart, which makes a new version that does",
+                    ));
+                }
+                let limit = adm.limit;
                 let dir = self.env.docker.directory().await?;
                 let held = dir.held_outside(name, &self.env.gpus);
                 if let Err(taken) =
