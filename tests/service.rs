@@ -954,60 +954,41 @@ fn a_bind_swapped_between_its_check_and_its_mount_mounts_what_was_checked() {
     let bind = format!("{}:/w", mine.display());
     let mut run = vec!["rs", "run", &rs, "--image", TEST_IMAGE, "--bind", &bind];
     run.extend_from_slice(IDLE);
-    let refused_as_changed = |out: &Output, what: &str| {
+    // Swapped after the check, before the mount: refused, changing nothing.
+    let swapped_after_check = |args: &[&str]| {
+        let out = held(&lab, "binds_checked", args, &swap);
+        unswap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success(),
-            "{what} went on with bob's folder in place of hers: {}",
+            "{args:?} went on with bob's folder in place of hers: {}",
             String::from_utf8_lossy(&out.stdout)
         );
         assert!(
             err.contains("changed after it was checked"),
-            "{what}: {err}"
+            "{args:?}: {err}"
         );
     };
-
-    // Swapped after the check, before the mount: the run is refused, nothing is left.
-    let out = held(&lab, "binds_checked", &run, &swap);
-    refused_as_changed(&out, "run");
-    unswap();
-    assert!(docker_ok(&["ps", "-aq", "--filter", &format!("name=^{rs}-")]).is_empty());
-
     // Swapped after the mount, before the start: the container has the folder that was checked.
-    let out = held(&lab, "binds_pinned", &run, &swap);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    unswap();
-    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+    let swapped_after_mount = |args: &[&str]| {
+        let out = held(&lab, "binds_pinned", args, &swap);
+        unswap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert_eq!(read_in(&lab, &rs, "/w/who"), "alice", "{args:?}");
+    };
 
+    swapped_after_check(&run);
+    assert!(docker_ok(&["ps", "-aq", "--filter", &format!("name=^{rs}-")]).is_empty());
+    swapped_after_mount(&run);
     // The same at a continue after a stop (the engine would mount the path again)...
     lab.ok("alice", &["rs", "stop", &rs]);
-    let out = held(&lab, "binds_checked", &["rs", "continue", &rs], &swap);
-    refused_as_changed(&out, "continue");
-    unswap();
-    let out = held(&lab, "binds_pinned", &["rs", "continue", &rs], &swap);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    unswap();
-    assert_eq!(read_in(&lab, &rs, "/w/who"), "alice");
+    swapped_after_check(&["rs", "continue", &rs]);
+    swapped_after_mount(&["rs", "continue", &rs]);
     // ...and at a restart (a new version).
-    let out = held(&lab, "binds_checked", &["rs", "restart", &rs], &swap);
-    refused_as_changed(&out, "restart");
-    unswap();
+    swapped_after_check(&["rs", "restart", &rs]);
     assert_eq!(read_in(&lab, &rs, "/w/who"), "alice", "version 1 runs on");
-    let out = held(&lab, "binds_pinned", &["rs", "restart", &rs], &swap);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    unswap();
+    swapped_after_mount(&["rs", "restart", &rs]);
     assert_eq!(
         docker_ok(&["inspect", "-f", "{{.State.Status}}", &format!("{rs}-2")]),
         "running"
