@@ -998,12 +998,7 @@ fn a_bind_swapped_between_its_check_and_its_mount_mounts_what_was_checked() {
     // A reboot clears /run, stages included: the engine alone will not start the container on
     // an empty stage (a bind source must exist), and a continue mounts her folder again.
     lab.ok("alice", &["rs", "stop", &rs]);
-    let stage = docker_ok(&[
-        "inspect",
-        "-f",
-        "{{range .Mounts}}{{.Source}}{{end}}",
-        &format!("{rs}-2"),
-    ]);
+    let stage = inspect_current(&rs, 2).2.trim().to_string();
     assert!(stage.starts_with("/run/gpudeck/binds/"), "{stage}");
     assert!(sh("umount", &["-l", &stage]).status.success());
     std::fs::remove_dir(&stage).unwrap();
